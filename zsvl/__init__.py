@@ -1,0 +1,50 @@
+"""zsvl: training-free zero-shot image classification and retrieval with CLIP-style models.
+
+``import zsvl`` is cheap: torch, open_clip, faiss and openai load when first used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from zsvl._version import __version__
+
+__all__ = [
+    "__version__",
+    "classify",
+    "load_model",
+    "list_models",
+    "ClassSet",
+    "ZeroShotClassifier",
+    "ClassificationResult",
+]
+
+# name -> module that defines it; loaded on first attribute access (PEP 562)
+_LAZY = {
+    "classify": "zsvl.api",
+    "load_model": "zsvl.api",
+    "list_models": "zsvl.models.registry",
+    "ClassSet": "zsvl.text.classes",
+    "ZeroShotClassifier": "zsvl.methods.zeroshot",
+    "ClassificationResult": "zsvl.api",
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from zsvl.api import ClassificationResult, classify, load_model
+    from zsvl.methods.zeroshot import ZeroShotClassifier
+    from zsvl.models.registry import list_models
+    from zsvl.text.classes import ClassSet
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'zsvl' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,1 @@
+"""zsvl.methods"""
