@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from importlib import resources
 from pathlib import Path
+
+from zsvl.errors import ZsvlError
 
 __all__ = ["zsvl_home", "prompts_dir"]
 
@@ -17,5 +18,16 @@ def zsvl_home() -> Path:
 
 
 def prompts_dir() -> Path:
-    """The ``prompts/`` folder (templates, LLM prompt texts, descriptors), editable or installed."""
-    return Path(str(resources.files("zsvl._prompts")))
+    """The ``prompts/`` folder (templates, LLM prompt texts, descriptors).
+
+    A built wheel carries it as ``zsvl/_prompts``; a source checkout or an editable install reads
+    the repository's top-level ``prompts/`` directly, so edits show up without reinstalling.
+    """
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "_prompts", package.parent / "prompts"):
+        if (candidate / "templates").is_dir():
+            return candidate
+    raise ZsvlError(
+        f"zsvl's prompts folder is missing: looked in {package / '_prompts'} and "
+        f"{package.parent / 'prompts'}. Reinstall zsvl (pip install zsvl) or restore prompts/."
+    )

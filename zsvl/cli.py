@@ -1,0 +1,119 @@
+"""The ``zsvl`` command line: argument parsing and one library call per subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from zsvl._version import __version__
+from zsvl.errors import ZsvlError
+
+__all__ = ["main", "build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zsvl", description="Training-free zero-shot image classification with CLIP models."
+    )
+    parser.add_argument("--version", action="version", version=f"zsvl {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("classify", help="zero-shot classify image files or folders")
+    p.add_argument("paths", nargs="+", help="image files or folders (searched recursively)")
+    p.add_argument("--classes", nargs="+", default=None, help="class names")
+    p.add_argument("--classes-file", default=None, help="file with one class name per line")
+    p.add_argument("--model", default=None, help="model spec (default: ViT-B-32:laion2b_s34b_b79k)")
+    p.add_argument("--templates", default=None, help="template set name or JSON file")
+    p.add_argument("--top-k", type=int, default=5, help="classes listed per image")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: CUDA if present)")
+    p.add_argument(
+        "--on-error", choices=("skip", "raise"), default="skip",
+        help="skip unreadable images and report them (default), or stop at the first",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON records instead of a table")
+    p.set_defaults(func=_cmd_classify)
+
+    p = sub.add_parser("models", help="list known model specs")
+    p.add_argument("--aliases-only", action="store_true", help="only zsvl's own names")
+    p.set_defaults(func=_cmd_models)
+
+    p = sub.add_parser("demo", help="zero-shot on the built-in toy suite, offline")
+    p.add_argument("--root", default=None, help="where the toy suite is written")
+    p.add_argument("--model", default="toy")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def _cmd_classify(args: argparse.Namespace) -> int:
+    from zsvl.api import DEFAULT_MODEL, classify
+    from zsvl.text.classes import ClassSet
+
+    if bool(args.classes) == bool(args.classes_file):
+        raise ZsvlError("Give the classes with exactly one of --classes A B C or --classes-file F.")
+    classes = ClassSet.from_file(args.classes_file) if args.classes_file else ClassSet(tuple(args.classes))
+    result = classify(
+        args.paths, classes, model=args.model or DEFAULT_MODEL, templates=args.templates,
+        top_k=args.top_k, batch_size=args.batch_size, on_error=args.on_error, device=args.device,
+    )
+    if args.json:
+        skipped = [{"source": f.source, "error": f.error} for f in result.skipped]
+        print(json.dumps({"results": result.to_records(), "skipped": skipped}, indent=2))
+    else:
+        print(_result_table(result, args.top_k))
+        for failure in result.skipped:
+            print(f"skipped {failure.source}: {failure.error}", file=sys.stderr)
+    return 0 if len(result) or not result.skipped else 1
+
+
+def _result_table(result, k: int) -> str:
+    width = max([len("image")] + [len(s) for s in result.sources])
+    lines = [f"{'image':<{width}}  {'prediction':<24} score  top-{k}"]
+    for src, label, score, top, top_s in zip(
+        result.sources, result.labels, result.scores, result.topk_labels, result.topk_scores,
+        strict=True,
+    ):
+        others = ", ".join(f"{lab} {s:.2f}" for lab, s in zip(top[1:], top_s[1:], strict=True))
+        lines.append(f"{src:<{width}}  {label:<24} {score:.3f}  {others}")
+    return "\n".join(lines)
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from zsvl.models.registry import list_models
+
+    print("\n".join(list_models(pretrained=not args.aliases_only)))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from zsvl.eval.demo import format_table, run_toy_demo
+
+    rows = run_toy_demo(args.root, model=args.model)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(f"Zero-shot accuracy (%) of model {args.model!r} on the toy suite's test splits\n")
+        print(format_table(rows))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return args.func(args)
+    except ZsvlError as exc:
+        print(f"zsvl {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""Text encoding truncated to the longest text in each batch.
+
+CLIP's text tower is causal and pools at the end-of-text token, so the output at that position
+depends only on the tokens before it: padding after the longest text of a batch can be cut off
+without changing any embedding. Texts are also sorted by length before batching, so most batches
+are much shorter than the 77-token context. Towers where that does not hold (bidirectional HF
+towers, padding masks, class tokens, "last" pooling) are encoded with the full context.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = ["TextTower", "text_tower", "encode_tokens", "encode_texts"]
+
+_POOLS = ("argmax", "eos")
+
+
+class TextTower:
+    """The parts of a causal open_clip text tower that a truncated forward needs."""
+
+    def __init__(self, module: torch.nn.Module, owner: torch.nn.Module) -> None:
+        self.module = module  # CLIP (text parts live on the model) or a TextTransformer
+        self.owner = owner  # the full model, whose encode_text is the reference
+
+    def pool_positions(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Index of the pooled token of each row, shape (B,)."""
+        pool = _pool_type(self.module)
+        if pool == "argmax":
+            return tokens.argmax(dim=-1)
+        eos = _eos_id(self.module)
+        return (tokens == eos).int().argmax(dim=-1)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Unnormalised text features of ``tokens`` (B, L) truncated to their longest text."""
+        m = self.module
+        positions = self.pool_positions(tokens)
+        length = int(positions.max().item()) + 1
+        tokens = tokens[:, :length]
+        cast_dtype = m.transformer.get_cast_dtype()
+        x = m.token_embedding(tokens).to(cast_dtype)
+        x = x + m.positional_embedding[:length].to(cast_dtype)
+        x = m.transformer(x, attn_mask=m.attn_mask[:length, :length])
+        x = m.ln_final(x)
+        x = x[torch.arange(x.shape[0], device=x.device), positions]
+        proj = m.text_projection
+        if proj is None:
+            return x
+        return proj(x) if isinstance(proj, torch.nn.Linear) else x @ proj
+
+
+def _pool_type(module: torch.nn.Module) -> str | None:
+    return getattr(module, "text_pool_type", None) or getattr(module, "pool_type", None)
+
+
+def _eos_id(module: torch.nn.Module) -> int | None:
+    return getattr(module, "text_eos_id", None) or getattr(module, "eos_id", None)
+
+
+def text_tower(model: torch.nn.Module) -> TextTower | None:
+    """The truncatable causal text tower of an open_clip model, or None when truncation is unsafe."""
+    module = model if hasattr(model, "token_embedding") else getattr(model, "text", None)
+    if module is None or not hasattr(module, "token_embedding"):
+        return None  # HF text towers and other custom encoders
+    if getattr(module, "cls_emb", None) is not None or getattr(module, "use_pad_mask", False):
+        return None
+    if getattr(module, "attn_mask", None) is None or not hasattr(module, "ln_final"):
+        return None  # bidirectional: every token sees the padding
+    pool = _pool_type(module)
+    if pool not in _POOLS or (pool == "eos" and _eos_id(module) is None):
+        return None
+    return TextTower(module, model)
+
+
+def encode_tokens(
+    model: torch.nn.Module, tokens: torch.Tensor, *, truncate: bool = True
+) -> torch.Tensor:
+    """L2-normalised float32 features of a token batch (B, context) on the model's device."""
+    tower = text_tower(model) if truncate else None
+    features = tower.forward(tokens) if tower is not None else model.encode_text(tokens)
+    return F.normalize(features.float(), dim=-1)
+
+
+def encode_texts(
+    model: torch.nn.Module,
+    tokenizer: Callable[[Sequence[str]], torch.Tensor],
+    texts: Sequence[str],
+    *,
+    device: torch.device,
+    batch_size: int = 256,
+    truncate: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Encode ``texts`` in length-sorted batches; returns float32 (len(texts), dim), input order.
+
+    Texts longer than the context are truncated by the tokenizer (the end token is kept).
+    """
+    if len(texts) == 0:
+        dim = int(getattr(model, "embed_dim", 0) or _probe_dim(model, tokenizer, device))
+        return np.zeros((0, dim), dtype=np.float32)
+    tokens = tokenizer(list(texts))
+    lengths = (tokens != 0).sum(dim=1) if truncate else torch.zeros(len(texts))
+    order = torch.argsort(lengths, descending=True, stable=True)
+    out: np.ndarray | None = None
+    with torch.inference_mode():
+        for start in range(0, len(texts), batch_size):
+            idx = order[start : start + batch_size]
+            feats = encode_tokens(model, tokens[idx].to(device), truncate=truncate)
+            if out is None:
+                out = np.empty((len(texts), feats.shape[1]), dtype=np.float32)
+            out[idx.numpy()] = feats.cpu().numpy()
+            if progress is not None:
+                progress(len(idx))
+    assert out is not None
+    return out
+
+
+def _probe_dim(model: torch.nn.Module, tokenizer: Callable, device: torch.device) -> int:
+    with torch.inference_mode():
+        return int(model.encode_text(tokenizer([""]).to(device)).shape[-1])
