@@ -127,9 +127,11 @@ class OpenClipEncoder:
         """L2-normalised float32 embeddings of shape (len(texts), dim), in input order."""
         if isinstance(texts, str):
             raise InvalidParameterError("encode_texts takes a sequence of strings; wrap one text in a list.")
-        return encode_texts(
-            self.model, self.tokenizer, texts, device=self.device, batch_size=batch_size
-        )
+        with _progress(len(texts), batch_size, "texts") as bar:
+            return encode_texts(
+                self.model, self.tokenizer, texts, device=self.device, batch_size=batch_size,
+                progress=bar.update,
+            )
 
     def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
         """L2-normalised float32 features of preprocessed images (B, 3, H, W), on the device."""
@@ -158,11 +160,13 @@ class OpenClipEncoder:
             items, self.preprocess, batch_size=batch_size, num_workers=self.num_workers,
             on_error=on_error,
         )
-        for batch in batches:
-            failures.extend(batch.failures)
-            if len(batch.indices):
-                chunks.append(self.encode_pixels(batch.pixels).cpu().numpy())
-                indices.extend(batch.indices)
+        with _progress(len(items), batch_size, "images") as bar:
+            for batch in batches:
+                failures.extend(batch.failures)
+                if len(batch.indices):
+                    chunks.append(self.encode_pixels(batch.pixels).cpu().numpy())
+                    indices.extend(batch.indices)
+                bar.update(len(batch.indices) + len(batch.failures))
         dim = chunks[0].shape[1] if chunks else self.embed_dim
         embeddings = np.concatenate(chunks) if chunks else np.zeros((0, dim), np.float32)
         return EncodedImages(
@@ -174,6 +178,14 @@ class OpenClipEncoder:
 
     def __repr__(self) -> str:
         return f"OpenClipEncoder({self.spec}, device={self.device}, precision={self.precision})"
+
+
+def _progress(total: int, batch_size: int, unit: str) -> Any:
+    """A tqdm bar on stderr for runs of more than a few batches; silent when not a terminal."""
+    from tqdm.auto import tqdm
+
+    show = None if total > 4 * batch_size else True  # None: tqdm hides it when not a TTY
+    return tqdm(total=total, unit=unit[:-1], desc=f"encoding {unit}", leave=False, disable=show)
 
 
 def _preprocess_cfg(model: torch.nn.Module, preprocess: Any) -> dict[str, Any]:
