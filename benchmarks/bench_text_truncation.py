@@ -43,7 +43,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=2048)
     parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "text_truncation.json"))
+    parser.add_argument(
+        "--out", default=str(Path(__file__).parent / "results" / "text_truncation.json")
+    )
     args = parser.parse_args()
     torch.manual_seed(0)
     enc = load_model("ViT-B-32:random", device="cpu")
@@ -53,8 +55,10 @@ def main() -> None:
 
     def full() -> np.ndarray:
         with torch.inference_mode():
-            parts = [F.normalize(enc.model.encode_text(tokens[i : i + bs]).float(), dim=-1)
-                     for i in range(0, len(texts), bs)]
+            parts = [
+                F.normalize(enc.model.encode_text(tokens[i : i + bs]).float(), dim=-1)
+                for i in range(0, len(texts), bs)
+            ]
         return torch.cat(parts).numpy()
 
     def truncated_unsorted() -> np.ndarray:

@@ -38,19 +38,45 @@ def test_editable_install_reads_repository_prompts(tmp_path: Path):
 def test_wheel_carries_prompts_and_toy_model(tmp_path: Path):
     dist = tmp_path / "dist"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(dist), str(REPO)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(dist),
+            str(REPO),
+        ],
+        check=True,
+        capture_output=True,
     )
     wheel = next(dist.glob("zsvl-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
-    for required in ("zsvl/_prompts/templates/single.json", "zsvl/_prompts/templates/coop.json",
-                     "zsvl/toy/weights/toy-clip.pt", "zsvl/py.typed"):
+    for required in (
+        "zsvl/_prompts/templates/single.json",
+        "zsvl/_prompts/templates/coop.json",
+        "zsvl/toy/weights/toy-clip.pt",
+        "zsvl/py.typed",
+    ):
         assert required in names, required
     site = tmp_path / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "-q",
+            "--target",
+            str(site),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
     )
     env = {**os.environ, "PYTHONPATH": str(site)}
     report = _probe(tmp_path, env)

@@ -83,7 +83,11 @@ class ClassificationResult:
                 ],
             }
             for src, label, score, top, top_s in zip(
-                self.sources, self.labels, self.scores, self.topk_labels, self.topk_scores,
+                self.sources,
+                self.labels,
+                self.scores,
+                self.topk_labels,
+                self.topk_scores,
                 strict=True,
             )
         ]

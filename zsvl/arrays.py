@@ -22,7 +22,9 @@ def as_embeddings(X: Any, *, dim: int | None = None, name: str = "X") -> np.ndar
             f"Use X[None, :] for a single embedding."
         )
     if X.ndim != 2:
-        raise InvalidParameterError(f"{name} must have shape (n_samples, dim). Got shape {X.shape}.")
+        raise InvalidParameterError(
+            f"{name} must have shape (n_samples, dim). Got shape {X.shape}."
+        )
     if dim is not None and X.shape[1] != dim:
         raise InvalidParameterError(
             f"{name} has dimension {X.shape[1]} but the classifier was built with dimension {dim}; "

@@ -10,6 +10,11 @@ __all__ = [
     "ImageLoadError",
     "NotFittedError",
     "CacheError",
+    "LLMError",
+    "LLMOfflineError",
+    "LLMOutputError",
+    "IndexMismatchError",
+    "IndexFormatError",
 ]
 
 
@@ -42,3 +47,30 @@ class NotFittedError(ZsvlError, AttributeError):
 
 class CacheError(ZsvlError):
     """The on-disk cache could not be read or written."""
+
+
+class LLMError(ZsvlError):
+    """An LLM endpoint could not be reached or kept failing after the retries."""
+
+
+class LLMOfflineError(LLMError):
+    """Offline mode was asked for, but some requests have no cached answer.
+
+    ``missing`` lists one short description per missing request (cache key and what it asks).
+    """
+
+    def __init__(self, message: str, missing: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.missing = list(missing or [])
+
+
+class LLMOutputError(LLMError):
+    """An LLM answer could not be parsed, even after asking again."""
+
+
+class IndexMismatchError(ZsvlError, ValueError):
+    """A caption index does not match the encoder (or a build to resume) it is used with."""
+
+
+class IndexFormatError(ZsvlError):
+    """A caption index directory is incomplete or damaged (missing, truncated or altered files)."""

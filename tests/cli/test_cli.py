@@ -27,8 +27,9 @@ def _some_images(toy_suite: Path, tmp_path: Path, n: int = 4) -> tuple[Path, lis
 
 def test_classify_json(toy_suite, tmp_path, capsys):
     folder, classes = _some_images(toy_suite, tmp_path)
-    code = main(["classify", str(folder), "--classes", *classes, "--model", "toy", "--json",
-                 "--top-k", "2"])
+    code = main(
+        ["classify", str(folder), "--classes", *classes, "--model", "toy", "--json", "--top-k", "2"]
+    )
     out = json.loads(capsys.readouterr().out)
     assert code == 0
     assert len(out["results"]) == 4 and len(out["results"][0]["top_k"]) == 2
@@ -48,7 +49,9 @@ def test_classify_table_with_classes_file(toy_suite, tmp_path, capsys):
 def test_errors_exit_2_with_message(tmp_path, capsys):
     assert main(["classify", str(tmp_path), "--model", "toy"]) == 2
     assert "exactly one of --classes" in capsys.readouterr().err
-    assert main(["classify", str(tmp_path), "--classes", "a", "b", "--model", "ViT-B32:openai"]) == 2
+    assert (
+        main(["classify", str(tmp_path), "--classes", "a", "b", "--model", "ViT-B32:openai"]) == 2
+    )
     assert "Did you mean" in capsys.readouterr().err
 
 
@@ -63,3 +66,35 @@ def test_console_script_installed():
     exe = Path(sys.executable).parent / "zsvl"
     out = subprocess.run([str(exe), "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("zsvl ")
+
+
+def test_eval_then_report(toy_suite, tmp_path, capsys):
+    out = tmp_path / "res"
+    args = [
+        "eval",
+        "--suite",
+        "toy",
+        "--data-root",
+        str(toy_suite),
+        "--datasets",
+        "ToyShapes",
+        "--methods",
+        "zeroshot",
+        "--shots",
+        "0",
+        "--out",
+        str(out),
+    ]
+    assert main(args) == 0
+    assert "1 runs written" in capsys.readouterr().out
+    assert main(args) == 0  # resumed: nothing left to do
+    assert "0 runs written" in capsys.readouterr().out
+    assert main(["report", str(out)]) == 0
+    assert "| zeroshot |" in capsys.readouterr().out
+    assert main(["report", str(out), "--format", "html", "--out", str(tmp_path / "r.html")]) == 0
+    assert (tmp_path / "r.html").read_text().count("<img") >= 2
+    assert main(["eval", "--suite", "toy", "--data-root", str(toy_suite), "--check-only"]) == 0
+    assert "ToyShapes: ok" in capsys.readouterr().out
+    assert main(["eval", "--suite", "coop11", "--data-root", str(tmp_path), "--check-only"]) == 1
+    report = capsys.readouterr().out
+    assert "ImageNet: PROBLEMS" in report and "does not exist" in report

@@ -43,7 +43,9 @@ def test_accepts_torch_input(toy_encoder):
 
     clf = ZeroShotClassifier(toy_encoder, CLASSES).fit()
     X = torch.nn.functional.normalize(torch.randn(4, clf.weights_.shape[1]), dim=-1)
-    np.testing.assert_allclose(clf.decision_function(X), clf.decision_function(X.numpy()), atol=1e-6)
+    np.testing.assert_allclose(
+        clf.decision_function(X), clf.decision_function(X.numpy()), atol=1e-6
+    )
 
 
 def test_errors(toy_encoder):

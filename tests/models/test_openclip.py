@@ -33,7 +33,9 @@ def test_local_checkpoint_spec_equals_alias(toy_encoder):
 
     other = load_model((TOY_MODEL_NAME, toy_checkpoint_path()), device="cpu")
     texts = ["a photo of a red circle.", "a striped square"]
-    np.testing.assert_allclose(other.encode_texts(texts), toy_encoder.encode_texts(texts), atol=1e-6)
+    np.testing.assert_allclose(
+        other.encode_texts(texts), toy_encoder.encode_texts(texts), atol=1e-6
+    )
     assert other.fingerprint == toy_encoder.fingerprint
 
 

@@ -29,7 +29,9 @@ def test_single_and_coop_sets():
 
 
 def test_both_placeholders_and_underscores():
-    assert format_prompt("a photo of a {c}.", "golden_retriever") == "a photo of a golden retriever."
+    assert (
+        format_prompt("a photo of a {c}.", "golden_retriever") == "a photo of a golden retriever."
+    )
     assert format_prompt("{} texture.", "banded") == "banded texture."
     assert load_templates("itap of a {c}.") == ("itap of a {c}.",)
     assert format_prompts(["a {}.", "the {c}!"], ["x", "y"]) == ["a x.", "the x!", "a y.", "the y!"]

@@ -27,7 +27,9 @@ class Split:
         return len(self.paths)
 
 
-def read_split_file(split_file: str | Path, image_root: str | Path | None = None) -> dict[str, Split]:
+def read_split_file(
+    split_file: str | Path, image_root: str | Path | None = None
+) -> dict[str, Split]:
     """Read a split_zhou_*.json style file; paths are relative to ``image_root`` (default: its folder).
 
     Class names are taken from the entries (label -> classname); a label with two names, a gap in
@@ -60,7 +62,9 @@ def read_split_file(split_file: str | Path, image_root: str | Path | None = None
         raise InvalidParameterError(f"{split_file} holds no entries in {', '.join(SPLITS)}.")
     missing = sorted(set(range(max(names) + 1)) - set(names))
     if missing:
-        raise InvalidParameterError(f"{split_file}: labels {missing[:10]} never occur; labels must be 0..C-1.")
+        raise InvalidParameterError(
+            f"{split_file}: labels {missing[:10]} never occur; labels must be 0..C-1."
+        )
     classes = ClassSet(tuple(names[i] for i in range(len(names))))
     return {
         split: Split(split, [p for p, _ in rows], [lab for _, lab in rows], classes)

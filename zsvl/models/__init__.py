@@ -41,6 +41,9 @@ def load_model(
     from zsvl.models.openclip import OpenClipEncoder
 
     return OpenClipEncoder(
-        resolve_spec(spec), device=device, precision=precision, cache_dir=cache_dir,
+        resolve_spec(spec),
+        device=device,
+        precision=precision,
+        cache_dir=cache_dir,
         num_workers=num_workers,
     )

@@ -40,9 +40,13 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise InvalidParameterError(f"Unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:1'.") from exc
+        raise InvalidParameterError(
+            f"Unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:1'."
+        ) from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InvalidParameterError(f"Device {device!r} was asked for but CUDA is not available here.")
+        raise InvalidParameterError(
+            f"Device {device!r} was asked for but CUDA is not available here."
+        )
     return dev
 
 
@@ -73,7 +77,9 @@ class OpenClipEncoder:
         self.precision = precision
         self.num_workers = num_workers
         if precision == "fp16" and self.device.type == "cpu":
-            logger.warning("fp16 on the CPU is slow and lossy; bf16 or fp32 are better choices there.")
+            logger.warning(
+                "fp16 on the CPU is slow and lossy; bf16 or fp32 are better choices there."
+            )
         check_weights_available(spec, cache_dir=cache_dir)
         warn_quickgelu(spec)
         pretrained = str(spec.checkpoint) if spec.checkpoint is not None else spec.tag
@@ -126,10 +132,16 @@ class OpenClipEncoder:
     def encode_texts(self, texts: Sequence[str], *, batch_size: int = 256) -> np.ndarray:
         """L2-normalised float32 embeddings of shape (len(texts), dim), in input order."""
         if isinstance(texts, str):
-            raise InvalidParameterError("encode_texts takes a sequence of strings; wrap one text in a list.")
+            raise InvalidParameterError(
+                "encode_texts takes a sequence of strings; wrap one text in a list."
+            )
         with _progress(len(texts), batch_size, "texts") as bar:
             return encode_texts(
-                self.model, self.tokenizer, texts, device=self.device, batch_size=batch_size,
+                self.model,
+                self.tokenizer,
+                texts,
+                device=self.device,
+                batch_size=batch_size,
                 progress=bar.update,
             )
 
@@ -157,7 +169,10 @@ class OpenClipEncoder:
         indices: list[int] = []
         failures: list[ImageFailure] = []
         batches = iter_batches(
-            items, self.preprocess, batch_size=batch_size, num_workers=self.num_workers,
+            items,
+            self.preprocess,
+            batch_size=batch_size,
+            num_workers=self.num_workers,
             on_error=on_error,
         )
         with _progress(len(items), batch_size, "images") as bar:

@@ -48,7 +48,9 @@ def _toy_spec() -> ModelSpec:
     from zsvl.toy.model import TOY_MODEL_NAME, register_toy_config, toy_checkpoint_path
 
     register_toy_config()
-    return ModelSpec(arch=TOY_MODEL_NAME, checkpoint=toy_checkpoint_path(), default_templates="single")
+    return ModelSpec(
+        arch=TOY_MODEL_NAME, checkpoint=toy_checkpoint_path(), default_templates="single"
+    )
 
 
 REGISTRY = ModelRegistry()

@@ -118,7 +118,9 @@ def _validated(arch: str, pretrained: object, *, alias_names: Iterable[str] = ()
     if isinstance(pretrained, os.PathLike):
         pretrained = os.fspath(pretrained)
     if not isinstance(pretrained, str) or not pretrained:
-        raise InvalidParameterError(f"The pretrained part of a model spec must be a str. Got {pretrained!r}.")
+        raise InvalidParameterError(
+            f"The pretrained part of a model spec must be a str. Got {pretrained!r}."
+        )
     if pretrained == RANDOM_WEIGHTS:
         return ModelSpec(arch=arch, tag=RANDOM_WEIGHTS)
     tags = open_clip.list_pretrained_tags_by_model(arch)

@@ -125,7 +125,11 @@ def warn_quickgelu(spec: ModelSpec) -> None:
     cfg = open_clip.get_pretrained_cfg(spec.arch, spec.tag) or {}
     if cfg.get("quick_gelu") or spec.tag == "openai":
         variant = f"{spec.arch}-quickgelu"
-        fix = f"use '{variant}:{spec.tag}'" if variant in open_clip.list_models() else "use a -quickgelu variant"
+        fix = (
+            f"use '{variant}:{spec.tag}'"
+            if variant in open_clip.list_models()
+            else "use a -quickgelu variant"
+        )
         warnings.warn(
             f"{spec} : the {spec.tag!r} weights were trained with QuickGELU but {spec.arch!r} uses "
             f"GELU, which costs accuracy; {fix}.",

@@ -71,7 +71,9 @@ def _from_json(path: Path, key: str | None) -> list[str]:
         return _from_module(data["source"])
     if "templates" in data:
         return list(data["templates"])
-    raise InvalidParameterError(f"{path} has none of the keys 'templates', 'source', 'per_dataset'.")
+    raise InvalidParameterError(
+        f"{path} has none of the keys 'templates', 'source', 'per_dataset'."
+    )
 
 
 def _from_module(source: str) -> list[str]:

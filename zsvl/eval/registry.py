@@ -1,0 +1,104 @@
+"""The one place where evaluation methods are registered; the suite runner only reads it.
+
+A method is a function ``run(ctx: MethodContext) -> MethodResult``. Register it with::
+
+    @register("tip", uses_shots=True, description="Tip-Adapter (training-free cache)")
+    def _tip(ctx): ...
+
+and it appears in ``zsvl eval --methods tip`` and in reports, without touching the runner.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zsvl.data.datasets import DatasetInfo
+from zsvl.data.splits import Split
+from zsvl.errors import InvalidParameterError
+from zsvl.models.base import Encoder
+from zsvl.text.classes import ClassSet
+
+__all__ = ["MethodContext", "MethodResult", "MethodEntry", "register", "get_method", "method_names"]
+
+
+@dataclass(frozen=True)
+class MethodContext:
+    """Everything a method may use for one (dataset, shots, seed). Never the test labels."""
+
+    encoder: Encoder
+    dataset: DatasetInfo
+    classes: ClassSet
+    templates: tuple[str, ...]  # the dataset's prompt templates
+    X_test: np.ndarray  # (n_test, dim) test image embeddings
+    train: Split  # paths and labels of the train split (few-shot methods sample from it)
+    val: Split  # the val split (few-shot validation draws min(K, 4) per class from it)
+    features: Callable[[Split], tuple[np.ndarray, np.ndarray]]  # embeddings, labels of a split
+    shots: int  # labelled images per class (0: zero-shot)
+    seed: int
+    params: dict[str, Any] = field(default_factory=dict)  # per-method parameters (suite file)
+    workdir: Path | None = None  # scratch space for the run (LLM caches, manifests)
+
+
+@dataclass
+class MethodResult:
+    """Scores for the test images and what the method chose on its own."""
+
+    scores: np.ndarray  # (n_test, n_classes)
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)  # method-specific extras
+    protocol: str = "zero-shot"  # "zero-shot", "leakage-free", or a named reproduction mode
+    explanations: list[dict[str, Any]] = field(default_factory=list)  # per-example, optional
+
+
+@dataclass(frozen=True)
+class MethodEntry:
+    name: str
+    run: Callable[[MethodContext], MethodResult]
+    uses_shots: bool  # True: runs for shots > 0; False: zero-shot, runs once at shots 0
+    seeded: bool  # True: results depend on the seed (random controls, shot sampling)
+    description: str
+
+
+_METHODS: dict[str, MethodEntry] = {}
+
+
+def register(
+    name: str, *, uses_shots: bool = False, seeded: bool | None = None, description: str = ""
+) -> Callable[[Callable[[MethodContext], MethodResult]], Callable[[MethodContext], MethodResult]]:
+    """Decorator adding a method to the registry under ``name``."""
+
+    def wrap(
+        fn: Callable[[MethodContext], MethodResult],
+    ) -> Callable[[MethodContext], MethodResult]:
+        _METHODS[name] = MethodEntry(
+            name, fn, uses_shots, uses_shots if seeded is None else seeded, description
+        )
+        return fn
+
+    return wrap
+
+
+def _load_builtin() -> None:
+    import zsvl.eval.methods  # noqa: F401 - registers the built-in methods
+
+
+def method_names() -> list[str]:
+    _load_builtin()
+    return list(_METHODS)
+
+
+def get_method(name: str) -> MethodEntry:
+    _load_builtin()
+    if name not in _METHODS:
+        close = difflib.get_close_matches(name, list(_METHODS), n=3)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise InvalidParameterError(
+            f"Unknown method {name!r}.{hint} Known methods: {', '.join(_METHODS)}."
+        )
+    return _METHODS[name]
