@@ -69,8 +69,9 @@ def test_zero_shot_accuracy_on_toy_test_splits(toy_encoder, toy_suite):
 
     for spec in TOY_DATASETS:
         test = read_split_file(toy_suite / spec.folder / spec.split_file)["test"]
-        enc = toy_encoder.encode_images(test.paths)
+        paths, labels = test.paths[::4], np.asarray(test.labels[::4])  # 10 images per class
+        enc = toy_encoder.encode_images(paths)
         clf = ZeroShotClassifier(toy_encoder, test.classes, templates=[spec.template]).fit()
-        acc = topk_accuracy(clf.decision_function(enc.embeddings), np.asarray(test.labels))
+        acc = topk_accuracy(clf.decision_function(enc.embeddings), labels)
         chance = 100.0 / len(test.classes)
         assert acc > max(3 * chance, 30.0), (spec.name, acc)

@@ -16,7 +16,7 @@ TEXTS = [
     "afternoon, with pedestrians, trees, a bus stop and a cyclist waiting at the crossing",
     " ".join(["word"] * 120),  # longer than the 77-token context: truncated by the tokenizer
     "a striped blue circle on a grey background",
-] * 5
+] * 2
 
 
 def _full_context(encoder, texts):

@@ -1,0 +1,121 @@
+"""The toy suite on disk: CoOp layout, schema, disjoint splits, idempotence."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from zsvl.toy.suite import (
+    SPLIT_SIZES,
+    TOY_DATASETS,
+    build_suite,
+    default_suite_root,
+    get_toy_dataset,
+    render_split,
+    split_scenes,
+)
+from zsvl.toy.train import TRAIN_STREAM
+from zsvl.toy.world import sample_scene, scene_rng
+
+
+@pytest.fixture(scope="module")
+def suite(toy_suite: Path) -> Path:
+    """The session's toy suite (tests/conftest.py builds it once for every test folder)."""
+    return toy_suite
+
+
+def test_specs_name_the_three_datasets():
+    assert [s.name for s in TOY_DATASETS] == ["ToyShapes", "ToyFine", "ToyTextures"]
+    for spec in TOY_DATASETS:
+        assert spec.split_file == f"split_zsvl_{spec.name}.json"
+        assert spec.template.count("{}") == 1
+        assert len(set(spec.classnames)) == len(spec.classnames)
+    assert len(get_toy_dataset("ToyFine").classnames) >= 40
+    with pytest.raises(ValueError, match="Unknown toy dataset 'ToyBirds'"):
+        get_toy_dataset("ToyBirds")
+
+
+def test_split_files_follow_the_coop_schema(suite: Path):
+    for spec in TOY_DATASETS:
+        folder = suite / spec.folder
+        names = (folder / "classnames.txt").read_text().splitlines()
+        assert tuple(names) == spec.classnames
+        splits = json.loads((folder / spec.split_file).read_text())
+        assert set(splits) == {"train", "val", "test"}
+        for split, records in splits.items():
+            assert len(records) == SPLIT_SIZES[split] * len(names)
+            for rel, label, classname in records:
+                assert isinstance(rel, str) and isinstance(label, int)
+                assert names[label] == classname and not Path(rel).is_absolute()
+            rel, label, _ = records[-1]
+            with Image.open(folder / rel) as img:
+                assert img.mode == "RGB" and img.size == (32, 32)
+    captions = (suite / "captions" / "toy_captions.txt").read_text().splitlines()
+    assert len(captions) >= 10_000 and all(captions)
+
+
+def test_split_images_are_disjoint(suite: Path):
+    spec = get_toy_dataset("ToyFine")
+    splits = json.loads((suite / spec.folder / spec.split_file).read_text())
+    paths = [r[0] for records in splits.values() for r in records]
+    assert len(paths) == len(set(paths))
+    pixels = {
+        split: {
+            np.asarray(Image.open(suite / spec.folder / r[0])).tobytes() for r in records[:200]
+        }
+        for split, records in splits.items()
+    }
+    assert not pixels["train"] & pixels["test"] and not pixels["val"] & pixels["test"]
+    assert not pixels["train"] & pixels["val"]
+
+
+def test_split_scenes_are_not_clip_training_scenes():
+    spec = get_toy_dataset("ToyShapes")
+    test = {scene for scene, _ in split_scenes(spec, "test", per_class=5)}
+    training = {sample_scene(scene_rng(0, i, TRAIN_STREAM)) for i in range(2000)}
+    assert not test & training
+
+
+def test_pngs_equal_the_in_memory_render(suite: Path):
+    spec = get_toy_dataset("ToyTextures")
+    images, labels = render_split(spec, "val", per_class=2)
+    splits = json.loads((suite / spec.folder / spec.split_file).read_text())
+    per_class = SPLIT_SIZES["val"]
+    for k, (image, label) in enumerate(zip(images, labels, strict=True)):
+        rel, file_label, _ = splits["val"][(k // 2) * per_class + k % 2]
+        assert file_label == label
+        np.testing.assert_array_equal(np.asarray(Image.open(suite / spec.folder / rel)), image)
+
+
+def test_build_suite_is_idempotent(suite: Path):
+    manifest = suite / "manifest.json"
+    before = manifest.stat().st_mtime_ns
+    assert build_suite(suite) == suite
+    assert manifest.stat().st_mtime_ns == before
+    with pytest.raises(ValueError, match="overwrite=True"):
+        build_suite(suite, seed=1)
+
+
+def test_incomplete_suite_is_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import zsvl.toy.suite as suite_module
+
+    monkeypatch.setattr(suite_module, "SPLIT_SIZES", {"train": 1, "val": 1, "test": 1})
+    monkeypatch.setattr(suite_module, "CAPTION_LINES", 10)
+    root = tmp_path / "s"
+    build_suite(root)
+    (root / "manifest.json").unlink()
+    spec = TOY_DATASETS[0]
+    (root / spec.folder / spec.split_file).write_text("{torn")
+    build_suite(root)
+    assert json.loads((root / spec.folder / spec.split_file).read_text())["test"]
+    assert json.loads((root / "manifest.json").read_text())["seed"] == 0
+
+
+def test_default_root_lives_under_zsvl_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("ZSVL_HOME", str(tmp_path))
+    root = default_suite_root()
+    assert root.parent == tmp_path / "toy-suite" and root.name.startswith("v")
