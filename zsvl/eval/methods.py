@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from zsvl.eval.registry import MethodContext, MethodResult, register
 from zsvl.methods.zeroshot import ZeroShotClassifier
 
@@ -17,3 +19,73 @@ def _zeroshot(ctx: MethodContext) -> MethodResult:
 def _classname(ctx: MethodContext) -> MethodResult:
     clf = ZeroShotClassifier(ctx.encoder, ctx.classes, templates=["{}."]).fit()
     return MethodResult(clf.decision_function(ctx.X_test), {"templates": ["{}."]})
+
+
+def _descriptor_file(ctx: MethodContext, style: str) -> str:
+    """The suite's descriptor file for this dataset, or the packaged ``<folder>_<style>`` one."""
+    return ctx.params.get("descriptors") or f"{ctx.dataset.folder}_{style}"
+
+
+def _explanations(ctx: MethodContext, clf, n: int = 4) -> list[dict]:  # noqa: ANN001
+    picks = np.linspace(0, len(ctx.X_test) - 1, num=min(n, len(ctx.X_test)), dtype=int)
+    out = []
+    for row, exp in zip(picks, clf.explain(ctx.X_test[picks], top=4), strict=True):
+        out.append({
+            "source": ctx.test_sources[row], "label": exp.classname,
+            "descriptors": [[e.descriptor, float(e.similarity)] for e in exp.evidence],
+        })
+    return out
+
+
+def _llm(ctx: MethodContext):  # noqa: ANN202 - an LLM client or None
+    if "llm" not in ctx.params:
+        return None
+    from zsvl.text.llm import LLMConfig, OpenAIChatClient
+
+    return OpenAIChatClient(LLMConfig(**ctx.params["llm"]))
+
+
+@register("cbd", description="classification by description (mean of descriptor similarities)")
+def _cbd(ctx: MethodContext) -> MethodResult:
+    from zsvl.methods.descriptors import DescriptorClassifier
+
+    source = _descriptor_file(ctx, "cbd")
+    clf = DescriptorClassifier(ctx.encoder, source, ctx.classes, concept=ctx.params.get("concept"))
+    clf.fit()
+    return MethodResult(clf.decision_function(ctx.X_test), {"descriptors": str(source)},
+                        explanations=_explanations(ctx, clf))
+
+
+@register("cupl", description="CuPL: similarity to the mean of LLM-written sentences")
+def _cupl(ctx: MethodContext) -> MethodResult:
+    from zsvl.methods.descriptors import DescriptorClassifier
+
+    source = _descriptor_file(ctx, "cupl")
+    clf = DescriptorClassifier(ctx.encoder, source, ctx.classes, aggregation="mean_emb").fit()
+    return MethodResult(clf.decision_function(ctx.X_test), {"descriptors": str(source)})
+
+
+@register("waffle", seeded=True, description="WaffleCLIP: random descriptors matched to CBD's")
+def _waffle(ctx: MethodContext) -> MethodResult:
+    from zsvl.methods.descriptors import DescriptorClassifier
+
+    source = ctx.params.get("descriptors") or f"{ctx.dataset.folder}_cbd"
+    base = DescriptorClassifier(ctx.encoder, source, ctx.classes)
+    clf = base.waffle_control(seeds=(ctx.seed,), kind=ctx.params.get("kind", "mixed")).fit()
+    return MethodResult(clf.decision_function(ctx.X_test), {"matched_to": str(source),
+                                                            "seed": ctx.seed})
+
+
+@register("fudd", description="FuDD: follow-up differential descriptions of each image's top k")
+def _fudd(ctx: MethodContext) -> MethodResult:
+    from zsvl.methods.fudd import FuDDClassifier
+
+    k = int(ctx.params.get("k", 10))
+    llm = _llm(ctx)
+    pairs = None if llm is not None else _descriptor_file(ctx, "fudd")
+    clf = FuDDClassifier(ctx.encoder, ctx.classes, llm=llm, descriptors=pairs, k=k).fit()
+    scores = clf.decision_function(ctx.X_test)
+    stage1 = clf.stage1_scores(ctx.X_test)
+    hyper = {"k": k, "pairs_used": int(clf.pairs_needed_), "all_pairs": int(clf.all_pairs_)}
+    return MethodResult(scores, hyper, explanations=_explanations(ctx, clf),
+                        extra_scores={f"top{k}_ceiling": (stage1, k)})

@@ -36,6 +36,7 @@ class MethodContext:
     classes: ClassSet
     templates: tuple[str, ...]  # the dataset's prompt templates
     X_test: np.ndarray  # (n_test, dim) test image embeddings
+    test_sources: list[str]  # the file of each test row (for explanations)
     train: Split  # paths and labels of the train split (few-shot methods sample from it)
     val: Split  # the val split (few-shot validation draws min(K, 4) per class from it)
     features: Callable[[Split], tuple[np.ndarray, np.ndarray]]  # embeddings, labels of a split
@@ -54,6 +55,9 @@ class MethodResult:
     metrics: dict[str, float] = field(default_factory=dict)  # method-specific extras
     protocol: str = "zero-shot"  # "zero-shot", "leakage-free", or a named reproduction mode
     explanations: list[dict[str, Any]] = field(default_factory=list)  # per-example, optional
+    # name -> (scores (n_test, C), k): the runner reports top-k accuracy of these as a metric
+    # (for example FuDD's stage-1 top-k recall, the ceiling of its re-ranking)
+    extra_scores: dict[str, tuple[np.ndarray, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

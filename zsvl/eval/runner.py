@@ -146,7 +146,7 @@ def _run_dataset(
             dataset=info,
             classes=splits["test"].classes,
             templates=templates,
-            X_test=test.X,
+            X_test=test.X, test_sources=test.paths,
             train=splits["train"],
             val=splits["val"],
             features=features,
@@ -202,6 +202,8 @@ def _run_one(
         "mean_per_class": mean_per_class_accuracy(scores, y_test),
         **result.metrics,
     }
+    for name, (extra, k) in result.extra_scores.items():
+        metrics[name] = topk_accuracy(np.asarray(extra), y_test, k)
     return {
         **base,
         "status": "ok",
