@@ -89,3 +89,52 @@ def _fudd(ctx: MethodContext) -> MethodResult:
     hyper = {"k": k, "pairs_used": int(clf.pairs_needed_), "all_pairs": int(clf.all_pairs_)}
     return MethodResult(scores, hyper, explanations=_explanations(ctx, clf),
                         extra_scores={f"top{k}_ceiling": (stage1, k)})
+
+
+def _fewshot_inputs(ctx: MethodContext):  # noqa: ANN202 - (zero-shot head, shots, labels, val)
+    """Draw K shots (CoOp protocol), encode their augmented views, and the few-shot val set."""
+    from zsvl.data.augment import AugmentConfig, encode_shots
+    from zsvl.data.fewshot import sample_few_shot, save_manifest
+
+    draw = sample_few_shot(
+        {"train": ctx.train, "val": ctx.val}, ctx.shots, ctx.seed, dataset=ctx.dataset.name
+    )
+    if ctx.workdir is not None:
+        name = f"{ctx.dataset.name}_k{ctx.shots}_seed{ctx.seed}.json"
+        save_manifest(draw, ctx.workdir / "fewshot" / name)
+    config = AugmentConfig(n_views=int(ctx.params.get("n_views", 10)))
+    shots = encode_shots(ctx.encoder, draw.train_paths, config=config, plain=False)
+    val = None
+    if draw.val_paths:
+        X_val = ctx.encoder.encode_images(draw.val_paths).embeddings
+        val = (X_val, np.asarray(draw.val_labels))
+    zero_shot = ZeroShotClassifier(ctx.encoder, ctx.classes, templates=ctx.templates).fit()
+    return zero_shot, shots, np.asarray(draw.train_labels), val
+
+
+@register("tip", uses_shots=True, description="Tip-Adapter, alpha/beta from few-shot val")
+def _tip(ctx: MethodContext) -> MethodResult:
+    from zsvl.eval.protocol import tune_tip
+
+    zero_shot, shots, y, val = _fewshot_inputs(ctx)
+    adapter, search = tune_tip(zero_shot, shots, y, val=val, mode=ctx.params.get("mode", "auto"))
+    return MethodResult(adapter.decision_function(ctx.X_test), dict(search.best), protocol=search.mode)
+
+
+@register("gda", uses_shots=True, description="Gaussian discriminant analysis on the shots' views")
+def _gda(ctx: MethodContext) -> MethodResult:
+    from zsvl.eval.protocol import tune_gda
+
+    zero_shot, shots, y, val = _fewshot_inputs(ctx)
+    adapter, search = tune_gda(zero_shot, shots, y, val=val, mode=ctx.params.get("mode", "auto"))
+    return MethodResult(adapter.decision_function(ctx.X_test), dict(search.best), protocol=search.mode)
+
+
+@register("gda-em", description="unsupervised GDA: EM on the unlabelled test features")
+def _gda_em(ctx: MethodContext) -> MethodResult:
+    from zsvl.eval.protocol import tune_gda_em
+
+    zero_shot = ZeroShotClassifier(ctx.encoder, ctx.classes, templates=ctx.templates).fit()
+    adapter, search = tune_gda_em(zero_shot, ctx.X_test, val=None)
+    return MethodResult(adapter.decision_function(ctx.X_test), dict(search.best),
+                        protocol="transductive (unlabelled test features)")
