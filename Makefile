@@ -19,7 +19,7 @@ $(VENV)/.core: pyproject.toml $(VENV)/.torch
 	touch $@
 
 $(VENV)/.dev: pyproject.toml $(VENV)/.core
-	$(PIP) install $(TORCH) -e ".[dev]"
+	$(PIP) install $(TORCH) -e ".[dev,metrics]"
 	touch $@
 
 demo: $(VENV)/.core

@@ -1,0 +1,228 @@
+"""A built caption index in memory: batched search with vectorised metadata lookup.
+
+``CaptionIndex.load(path, encoder)`` checks the manifest against the encoder and the files, memory-
+maps the FAISS index and the float16 embedding shards, and reads the caption column. ``search``
+takes text or image embeddings (q, dim) and returns scores, ids and captions for all queries at
+once; ``dedupe`` drops captions whose embedding has cosine >= the threshold with a better one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zsvl.arrays import as_embeddings
+from zsvl.errors import IndexFormatError, IndexMismatchError, InvalidParameterError
+from zsvl.index import storage
+from zsvl.index.tune import set_search_params
+
+__all__ = ["CaptionIndex", "SearchResult", "greedy_dedupe"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Top-k captions per query, best first.
+
+    scores : float32 (q, k) inner products (cosines); -inf where fewer than k were found.
+    ids : int64 (q, k) caption ids; -1 pads.
+    captions : list of q lists of str (only the found ones, so rows may be shorter than k).
+    """
+
+    scores: np.ndarray
+    ids: np.ndarray
+    captions: list[list[str]]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def greedy_dedupe(embeddings: np.ndarray, valid: np.ndarray, threshold: float) -> np.ndarray:
+    """Keep-mask (q, m) that drops every candidate with cosine >= ``threshold`` to a better kept one.
+
+    embeddings : (q, m, dim) candidate embeddings in rank order; valid : (q, m) bool.
+    Vectorised over queries; the loop runs over the m ranks.
+    """
+    sims = np.matmul(embeddings, embeddings.transpose(0, 2, 1))  # (q, m, m)
+    keep = valid.copy()
+    for j in range(1, keep.shape[1]):
+        dup = ((sims[:, j, :j] >= threshold) & keep[:, :j]).any(1)
+        keep[:, j] &= ~dup
+    return keep
+
+
+class CaptionIndex:
+    """A caption index directory opened for search. Build one with :func:`zsvl.index.build_index`.
+
+    Attributes: ``root``, ``manifest`` (dict), ``index`` (FAISS), ``dim``, ``count``, ``encoder``
+    (or None), ``shards`` (the stored float16 vectors).
+    """
+
+    def __init__(self, root: Path, manifest: dict[str, Any], index: Any, metadata: Any,
+                 shards: Any, encoder: Any = None) -> None:
+        self.root = root
+        self.manifest = manifest
+        self.index = index
+        self.shards = shards
+        self.encoder = encoder
+        self.dim = int(manifest["dim"])
+        self.count = int(manifest["count"])
+        ids = metadata.column("id").to_numpy()
+        self._captions = metadata.column("caption").combine_chunks()
+        self._dense = bool(len(ids) == 0 or (ids[0] == 0 and np.all(np.diff(ids) == 1)))
+        self._ids = None if self._dense else ids
+
+    @classmethod
+    def load(cls, path: str | Path, encoder: Any = None, *, mmap: bool = True,
+             verify: str = "size") -> CaptionIndex:
+        """Open the index at ``path``.
+
+        encoder : when given, its fingerprint and dimension must match the manifest.
+        mmap : memory-map the FAISS index codes instead of reading them into memory.
+        verify : "size" (files exist with their recorded sizes), "checksum" (also sha256), "none".
+        """
+        root = Path(path)
+        manifest = storage.read_manifest(root)
+        if encoder is not None:
+            storage.check_encoder(manifest, encoder, root)
+        storage.check_files(manifest, root, verify=verify)
+        index = storage.read_faiss_index(root / storage.INDEX_FILE, mmap=mmap)
+        if index.ntotal != manifest["count"] or index.d != manifest["dim"]:
+            raise IndexMismatchError(
+                f"{root / storage.INDEX_FILE} holds {index.ntotal} vectors of dim {index.d} but the "
+                f"manifest records {manifest['count']} of dim {manifest['dim']}; rebuild the index."
+            )
+        set_search_params(index, manifest.get("search_params", ""))
+        metadata = storage.read_metadata(root, manifest["count"])
+        shards = storage.open_shards(manifest, root)
+        if shards.count != manifest["count"]:
+            raise IndexFormatError(f"{root}: the embedding shards hold {shards.count} vectors, the "
+                                   f"manifest {manifest['count']}; rebuild the index.")
+        return cls(root, manifest, index, metadata, shards, encoder)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __repr__(self) -> str:
+        return (f"CaptionIndex({str(self.root)!r}, count={self.count}, dim={self.dim}, "
+                f"factory={self.manifest['factory']!r}, params={self.search_params!r})")
+
+    @property
+    def search_params(self) -> str:
+        return self.manifest.get("search_params", "")
+
+    # -- lookups -------------------------------------------------------------------------
+    def captions(self, ids: np.ndarray) -> list[list[str]]:
+        """Captions of ids (q, k) as q lists, skipping ids < 0; one vectorised take."""
+        import pyarrow as pa
+
+        ids = np.asarray(ids, dtype=np.int64)
+        ids2 = ids.reshape(len(ids), -1) if ids.ndim else ids.reshape(1, 1)
+        valid = ids2 >= 0
+        rows = ids2[valid] if self._dense else np.searchsorted(self._ids, ids2[valid])
+        flat = self._captions.take(pa.array(rows, pa.int64())).to_pylist()
+        counts = valid.sum(1)
+        out, start = [], 0
+        for c in counts:
+            out.append(flat[start:start + c])
+            start += c
+        return out
+
+    def embeddings(self, ids: np.ndarray) -> np.ndarray:
+        """Stored embeddings of ``ids`` (any shape) as float32 (*ids.shape, dim); zeros for -1.
+        These are the exact (float16) vectors the index was built from, never re-encoded."""
+        ids = np.asarray(ids, dtype=np.int64)
+        return self.shards.gather(ids).reshape(*ids.shape, self.dim)
+
+    # -- search --------------------------------------------------------------------------
+    def search(
+        self,
+        queries: Any,
+        k: int = 10,
+        *,
+        dedupe: float | None = None,
+        fetch_factor: int = 3,
+        batch_size: int = 4096,
+        params: str | None = None,
+    ) -> SearchResult:
+        """Top-``k`` captions for each query embedding (q, dim), text or image.
+
+        dedupe : cosine threshold (e.g. 0.94); near-duplicate captions below a better one are
+            dropped, searching ``k * fetch_factor`` candidates (more, up to 64 k, for queries
+            left short) to fill k.
+        params : FAISS search parameters for this call (default: the tuned ones).
+        """
+        if not isinstance(k, int) or k < 1:
+            raise InvalidParameterError(f"k must be an int >= 1. Got {k!r}.")
+        if dedupe is not None and not -1 <= dedupe <= 1:
+            raise InvalidParameterError(f"dedupe must be a cosine in [-1, 1] or None. Got {dedupe!r}.")
+        q = as_embeddings(queries, dim=self.dim, name="queries")
+        if params is not None:
+            set_search_params(self.index, params)
+        try:
+            fetch = k if dedupe is None else min(k * max(1, fetch_factor), max(k, self.count))
+            parts = [self._search_batch(q[i:i + batch_size], k, fetch, dedupe)
+                     for i in range(0, len(q), batch_size)]
+        finally:
+            if params is not None:
+                set_search_params(self.index, self.search_params)
+        scores = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, k), np.float32)
+        ids = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, k), np.int64)
+        return SearchResult(scores=scores, ids=ids, captions=self.captions(ids))
+
+    def _search_batch(self, q: np.ndarray, k: int, fetch: int, dedupe: float | None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        scores, ids = self.index.search(np.ascontiguousarray(q), fetch)
+        scores = np.where(ids >= 0, scores, -np.inf).astype(np.float32)
+        if dedupe is not None:
+            scores, ids = self._dedupe(q, scores, ids, k, dedupe)
+        if ids.shape[1] < k:  # fewer vectors than k
+            pad = k - ids.shape[1]
+            ids = np.pad(ids, ((0, 0), (0, pad)), constant_values=-1)
+            scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
+        return scores[:, :k].astype(np.float32), ids[:, :k]
+
+    def _dedupe(self, q: np.ndarray, scores: np.ndarray, ids: np.ndarray, k: int,
+                threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        """Drop near-duplicates; rows left with fewer than k are searched again with 4x the
+        candidates (up to 64 k), so a corpus full of repeated captions still fills k."""
+        keep = greedy_dedupe(self.embeddings(ids), ids >= 0, threshold)
+        order = np.argsort(~keep, axis=1, kind="stable")
+        kept = np.take_along_axis(keep, order, 1)
+        ids = np.where(kept, np.take_along_axis(ids, order, 1), -1)[:, :k]
+        scores = np.where(ids >= 0, np.take_along_axis(scores, order, 1)[:, :k], -np.inf)
+        fetch = order.shape[1]
+        short = (kept.sum(1) < k) & (fetch < min(64 * k, self.count))
+        if short.any():
+            more = min(4 * fetch, 64 * k, self.count)
+            s2, i2 = self.index.search(np.ascontiguousarray(q[short]), more)
+            s2 = np.where(i2 >= 0, s2, -np.inf).astype(np.float32)
+            s2, i2 = self._dedupe(q[short], s2, i2, k, threshold)
+            width = max(ids.shape[1], i2.shape[1])
+            ids = np.pad(ids, ((0, 0), (0, width - ids.shape[1])), constant_values=-1)
+            scores = np.pad(scores, ((0, 0), (0, width - scores.shape[1])),
+                            constant_values=-np.inf)
+            ids[short, : i2.shape[1]], scores[short, : s2.shape[1]] = i2, s2
+        return scores, ids
+
+    def search_texts(self, texts: Sequence[str], k: int = 10, **kwargs: Any) -> SearchResult:
+        """Encode ``texts`` with the index's encoder and search them."""
+        return self.search(self._need_encoder().encode_texts(list(texts)), k, **kwargs)
+
+    def search_images(self, images: Any, k: int = 10, **kwargs: Any) -> SearchResult:
+        """Encode ``images`` (paths, arrays, PIL) with the index's encoder and search them."""
+        return self.search(self._need_encoder().encode_images(images).embeddings, k, **kwargs)
+
+    def _need_encoder(self) -> Any:
+        if self.encoder is None:
+            raise InvalidParameterError(
+                "This CaptionIndex was loaded without an encoder; pass embeddings to search() or "
+                "load it with CaptionIndex.load(path, encoder)."
+            )
+        return self.encoder

@@ -1,0 +1,215 @@
+"""Exact search over stored shards, recall@k, and tuning ``nprobe``/``efSearch`` for a target recall.
+
+The tuner measures, on held-out queries, the recall@k of the index against exact inner-product
+search over the stored float16 vectors (not against itself), walks a ladder of settings from cheap
+to expensive and keeps the cheapest one that reaches the target. Queries drawn from the corpus
+would find themselves; their own id is removed from both result lists before counting.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from zsvl.errors import InvalidParameterError
+from zsvl.index.shards import ShardSet
+
+__all__ = ["exact_search", "recall_at_k", "TuneResult", "tune_search_params", "param_ladder",
+           "set_search_params", "drop_self"]
+
+logger = logging.getLogger(__name__)
+
+
+def exact_search(
+    shards: ShardSet, queries: np.ndarray, k: int, *, chunk_rows: int = 131072
+) -> tuple[np.ndarray, np.ndarray]:
+    """Brute-force top-``k`` inner products of ``queries`` (q, dim) over every stored vector.
+
+    Streams the shards ``chunk_rows`` at a time (memory: one float32 chunk plus (q, 2k) results).
+    Returns scores (q, k) float32 and ids (q, k) int64, best first; -1 ids pad short results.
+    """
+    import faiss
+
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    best_s = np.full((len(queries), k), -np.inf, dtype=np.float32)
+    best_i = np.full((len(queries), k), -1, dtype=np.int64)
+    for ids, chunk in shards.iter_chunks(chunk_rows):
+        kk = min(k, len(ids))
+        s, pos = faiss.knn(queries, chunk, kk, metric=faiss.METRIC_INNER_PRODUCT)
+        best_s, best_i = merge_topk(best_s, best_i, s, ids[pos], k)
+    return best_s, best_i
+
+
+def merge_topk(s1: np.ndarray, i1: np.ndarray, s2: np.ndarray, i2: np.ndarray, k: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` of two (q, *) result lists, best first (ties keep the first list's order)."""
+    s = np.concatenate([s1, s2], axis=1)
+    i = np.concatenate([i1, i2], axis=1)
+    order = np.argsort(-s, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(s, order, 1), np.take_along_axis(i, order, 1)
+
+
+def drop_self(ids: np.ndarray, self_ids: np.ndarray, k: int) -> np.ndarray:
+    """The first ``k`` ids of each row after removing the row's own id (ids (q, k+1))."""
+    keep = ids != np.asarray(self_ids)[:, None]
+    # stable partition: kept entries first, in order
+    order = np.argsort(~keep, axis=1, kind="stable")
+    return np.take_along_axis(ids, order, 1)[:, :k]
+
+
+def recall_at_k(
+    found: np.ndarray,
+    truth: np.ndarray,
+    k: int,
+    *,
+    found_scores: np.ndarray | None = None,
+    kth_scores: np.ndarray | None = None,
+    atol: float = 1e-6,
+) -> float:
+    """Mean fraction of the true top-``k`` found in the returned top-``k``; ids (q, >=k).
+
+    With ``found_scores`` (exact scores of the found ids, (q, >=k)) and ``kth_scores`` (the exact
+    k-th best score per query, (q,)), ties count: a found item scoring at least the k-th best is
+    correct even when exact search returned another item of equal score (duplicate captions).
+    """
+    found, truth = np.asarray(found)[:, :k], np.asarray(truth)[:, :k]
+    valid = np.maximum((truth >= 0).sum(1), 1)
+    if found_scores is not None and kth_scores is not None:
+        ok = (found >= 0) & (np.asarray(found_scores)[:, :k] >= np.asarray(kth_scores)[:, None] - atol)
+        return float((np.minimum(ok.sum(1), valid) / valid).mean())
+    hit = (found[:, :, None] == truth[:, None, :]) & (truth[:, None, :] >= 0)
+    return float((hit.any(1).sum(1) / valid).mean())
+
+
+def _ivf(index: Any) -> Any:
+    import faiss
+
+    try:
+        return faiss.extract_index_ivf(index)
+    except RuntimeError:
+        return None
+
+
+def param_ladder(index: Any) -> list[str]:
+    """FAISS parameter strings from cheapest to most expensive ("" when nothing is tunable)."""
+    import faiss
+
+    ivf = _ivf(index)
+    if ivf is not None:
+        steps = sorted({int(round(v)) for e in range(0, 18) for v in (2**e, 1.5 * 2**e)
+                        if 1 <= v <= ivf.nlist} | {ivf.nlist})
+        hnsw_q = isinstance(faiss.downcast_index(ivf.quantizer), faiss.IndexHNSW)
+        return [f"nprobe={p}" + (f",quantizer_efSearch={max(16, 2 * p)}" if hnsw_q else "")
+                for p in steps]
+    if isinstance(faiss.downcast_index(index), faiss.IndexHNSW):
+        return [f"efSearch={e}" for e in (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 1024)]
+    return [""]
+
+
+def set_search_params(index: Any, params: str) -> None:
+    """Apply a parameter string such as ``"nprobe=16,quantizer_efSearch=32"``."""
+    if params:
+        import faiss
+
+        faiss.ParameterSpace().set_index_parameters(index, params)
+
+
+@dataclass
+class TuneResult:
+    """The chosen setting and what it achieved on the tuning queries."""
+
+    params: str  # parameter string, "" for exact indexes
+    recall: float  # recall@k against exact search
+    k: int
+    target_recall: float
+    reached: bool  # whether ``recall >= target_recall``
+    queries: int  # tuning queries used
+    ms_per_query_batched: float  # wall time / queries, whole batch at once
+    ms_per_query_single: float  # median latency of one query at a time
+    curve: list[dict[str, Any]] = field(default_factory=list)  # every setting tried
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _measure(index: Any, params: str, queries: np.ndarray, truth: np.ndarray, k: int,
+             self_ids: np.ndarray | None, vectors: Callable | None,
+             kth: np.ndarray | None) -> dict[str, Any]:
+    set_search_params(index, params)
+    extra = 1 if self_ids is not None else 0
+    start = time.perf_counter()
+    _, found = index.search(queries, k + extra)
+    seconds = time.perf_counter() - start
+    if self_ids is not None:
+        found = drop_self(found, self_ids, k)
+    found_scores = None
+    if vectors is not None and kth is not None:
+        emb = vectors(found).reshape(*found.shape, -1)
+        found_scores = np.where(found >= 0, np.einsum("qd,qkd->qk", queries, emb), -np.inf)
+    recall = recall_at_k(found, truth, k, found_scores=found_scores, kth_scores=kth)
+    return {"params": params, "recall": recall,
+            "ms_per_query": 1000.0 * seconds / max(1, len(queries))}
+
+
+def tune_search_params(
+    index: Any,
+    queries: np.ndarray,
+    truth: np.ndarray,
+    *,
+    k: int = 10,
+    target_recall: float = 0.95,
+    self_ids: np.ndarray | None = None,
+    vectors: Callable[[np.ndarray], np.ndarray] | None = None,
+    kth_scores: np.ndarray | None = None,
+) -> TuneResult:
+    """Cheapest setting of ``index`` whose recall@k on ``queries`` (q, dim) reaches the target.
+
+    truth : (q, k) exact ids (self already removed when ``self_ids`` is given).
+    vectors, kth_scores : the stored vectors by id and the exact k-th best score per query, for
+        tie-aware recall (see :func:`recall_at_k`); without them ids are matched exactly.
+    Walks :func:`param_ladder` from the cheapest setting up (each step ~1.4x the cost of the one
+    before) and stops at the first that reaches the target; the index is left set to it. When no
+    setting reaches the target, the best one is kept and ``reached`` is False.
+    """
+    if not 0 < target_recall <= 1:
+        raise InvalidParameterError(f"target_recall must be in (0, 1]. Got {target_recall!r}.")
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    ladder = param_ladder(index)
+    tried: dict[int, dict[str, Any]] = {}
+
+    def at(i: int) -> dict[str, Any]:
+        if i not in tried:
+            tried[i] = _measure(index, ladder[i], queries, truth, k, self_ids, vectors,
+                                kth_scores)
+            logger.info("tuning %s: recall@%d %.4f", ladder[i] or "exact", k, tried[i]["recall"])
+        return tried[i]
+
+    best = len(ladder) - 1
+    for i in range(len(ladder)):  # cheapest first: stops early, costs < ~4x the chosen setting
+        if at(i)["recall"] >= target_recall:
+            best = i
+            break
+    else:
+        best = max(tried, key=lambda i: tried[i]["recall"])
+    chosen = at(best)
+    set_search_params(index, chosen["params"])
+    single = []
+    for q in queries[: min(50, len(queries))]:
+        start = time.perf_counter()
+        index.search(q[None, :], k)
+        single.append(time.perf_counter() - start)
+    if chosen["recall"] < target_recall:
+        logger.warning("No search setting reached recall@%d %.3f; best %.4f with %r.", k,
+                       target_recall, chosen["recall"], chosen["params"])
+    return TuneResult(
+        params=chosen["params"], recall=chosen["recall"], k=k, target_recall=target_recall,
+        reached=chosen["recall"] >= target_recall, queries=len(queries),
+        ms_per_query_batched=chosen["ms_per_query"],
+        ms_per_query_single=1000.0 * float(np.median(single)) if single else 0.0,
+        curve=[tried[i] for i in sorted(tried)],
+    )
