@@ -17,6 +17,17 @@ __all__ = [
     "ClassSet",
     "ZeroShotClassifier",
     "ClassificationResult",
+    "DescriptorClassifier",
+    "WaffleCLIPClassifier",
+    "FuDDClassifier",
+    "GDAAdapter",
+    "GDAEMAdapter",
+    "TipAdapter",
+    "TEENCalibrator",
+    "CaptionSupportAdapter",
+    "VocabularyFreeClassifier",
+    "build_index",
+    "CaptionIndex",
 ]
 
 # name -> module that defines it; loaded on first attribute access (PEP 562)
@@ -27,6 +38,17 @@ _LAZY = {
     "ClassSet": "zsvl.text.classes",
     "ZeroShotClassifier": "zsvl.methods.zeroshot",
     "ClassificationResult": "zsvl.api",
+    "DescriptorClassifier": "zsvl.methods.descriptors",
+    "WaffleCLIPClassifier": "zsvl.methods.waffle",
+    "FuDDClassifier": "zsvl.methods.fudd",
+    "GDAAdapter": "zsvl.methods.gda",
+    "GDAEMAdapter": "zsvl.methods.gda_em",
+    "TipAdapter": "zsvl.methods.tip",
+    "TEENCalibrator": "zsvl.methods.teen",
+    "CaptionSupportAdapter": "zsvl.methods.caption_support",
+    "VocabularyFreeClassifier": "zsvl.methods.vocab_free",
+    "build_index": "zsvl.index.build",
+    "CaptionIndex": "zsvl.index.search",
 }
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -138,3 +138,31 @@ def _gda_em(ctx: MethodContext) -> MethodResult:
     adapter, search = tune_gda_em(zero_shot, ctx.X_test, val=None)
     return MethodResult(adapter.decision_function(ctx.X_test), dict(search.best),
                         protocol="transductive (unlabelled test features)")
+
+
+def _caption_index(ctx: MethodContext):  # noqa: ANN202 - a CaptionIndex
+    """``params.index`` (a built index folder), else the toy caption index under the data root."""
+    from zsvl.index.build import build_index
+    from zsvl.index.search import CaptionIndex
+
+    if "index" in ctx.params:
+        return CaptionIndex.load(ctx.params["index"], ctx.encoder)
+    corpus = ctx.data_root / "captions" / "toy_captions.txt" if ctx.data_root else None
+    if corpus is None or not corpus.is_file():
+        raise ValueError(
+            "caption-support needs a caption index: set [params.caption-support] index = "
+            "'indexes/NAME' in the suite file (build one with `zsvl index build`)."
+        )
+    return build_index(corpus, ctx.encoder, ctx.data_root / "caption-index", max_memory="1G",
+                       shard_size=16384, batch_size=512)
+
+
+@register("caption-support", description="caption support set from a FAISS caption index")
+def _caption_support(ctx: MethodContext) -> MethodResult:
+    from zsvl.methods.caption_support import CaptionSupportAdapter
+
+    clf = CaptionSupportAdapter(ctx.encoder, ctx.classes, index=_caption_index(ctx),
+                                templates=list(ctx.templates), m=int(ctx.params.get("m", 32)))
+    clf.fit()
+    return MethodResult(clf.decision_function(ctx.X_test), {"m": clf.m, "alpha": clf.alpha_,
+                                                            "beta": clf.beta_})

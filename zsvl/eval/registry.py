@@ -44,6 +44,7 @@ class MethodContext:
     seed: int
     params: dict[str, Any] = field(default_factory=dict)  # per-method parameters (suite file)
     workdir: Path | None = None  # scratch space for the run (LLM caches, manifests)
+    data_root: Path | None = None  # the suite's data root (toy caption corpus, indexes)
 
 
 @dataclass

@@ -154,6 +154,7 @@ def _run_dataset(
             seed=seed if seed is not None else 0,
             params=dict(suite.params.get(entry.name, {})),
             workdir=Path(workdir) if workdir else out / "_work",
+            data_root=Path(data_root),
         )
         record = _run_one(entry, ctx, test.y, model_spec, encoder)
         record["dataset"], record["seed"] = info.name, seed
