@@ -6,7 +6,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from zsvl._lazy import lazy_exports
 
 __all__ = [
     "CachedEncoder",
@@ -32,15 +34,4 @@ if TYPE_CHECKING:  # pragma: no cover
     from zsvl.embed.store import EmbeddingStore
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'zsvl.embed' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports("zsvl.embed", globals(), _LAZY, __all__)

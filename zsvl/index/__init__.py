@@ -6,7 +6,9 @@ opens it for batched search. Heavy imports (faiss, pyarrow) happen on first use.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from zsvl._lazy import lazy_exports
 
 __all__ = [
     "CaptionIndex",
@@ -35,11 +37,4 @@ if TYPE_CHECKING:  # pragma: no cover
     from zsvl.index.search import CaptionIndex, SearchResult
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'zsvl.index' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports("zsvl.index", globals(), _LAZY, __all__)
