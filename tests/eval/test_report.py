@@ -119,3 +119,14 @@ def test_html_report_renders_in_headless_chromium(tmp_path):
         driver.save_screenshot(str(tmp_path / "report.png"))
     finally:
         driver.quit()
+
+
+def test_scratch_files_are_not_records_and_dataset_errors_are(tmp_path):
+    root = _write_results(tmp_path / "r")
+    (root / "_work" / "fewshot").mkdir(parents=True)
+    (root / "_work" / "fewshot" / "A_k1_seed1.json").write_text(json.dumps({"shots": 1}))
+    (root / "C").mkdir()
+    (root / "C" / "_dataset_error.json").write_text(
+        json.dumps({"dataset": "C", "status": "failed", "error": "folder missing"}))
+    md = render_report(root, "md")
+    assert "1 runs failed" in md and "C / (dataset)" in md and "folder missing" in md

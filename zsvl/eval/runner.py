@@ -41,12 +41,22 @@ def record_path(out: Path, dataset: str, method: str, shots: int, seed: int | No
 
 
 def iter_records(out: str | Path) -> Iterator[dict[str, Any]]:
-    """Every record under a results folder (reports read this)."""
-    for path in sorted(Path(out).glob("*/*/*.json")):
+    """Every run record under a results folder (reports read this), dataset failures included.
+
+    Records live at ``<dataset>/<method>/*.json``; folders starting with "_" hold scratch files
+    (few-shot manifests, LLM caches) and are not records.
+    """
+    root = Path(out)
+    paths = [p for p in sorted(root.glob("*/*/*.json")) if not p.parts[-3].startswith("_")]
+    paths += sorted(root.glob("*/_dataset_error.json"))
+    for path in paths:
         try:
-            yield json.loads(path.read_text(encoding="utf-8"))
+            record = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             logger.warning("Skipping unreadable record %s (%s)", path, exc)
+            continue
+        record.setdefault("method", "(dataset)")
+        yield record
 
 
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
