@@ -94,3 +94,20 @@ def test_registry_and_suite_files(tmp_path: Path):
     toml.write_text('datasets = ["Nope"]\n')
     with pytest.raises(InvalidParameterError, match="Unknown datasets"):
         load_suite(toml)
+
+
+def test_methods_that_name_instead_of_rank_get_vic_metrics(toy_encoder, toy_suite, tmp_path):
+    @register("_names_truth_or_noise", description="test only")
+    def _names(ctx):
+        half = len(ctx.X_test) // 2  # a fixed guess per position, no labels involved
+        return MethodResult(
+            None, predicted_names=["circle"] * half + ["blob"] * (len(ctx.X_test) - half)
+        )
+
+    suite = _small_suite(("_names_truth_or_noise",))
+    rec = run_suite(suite, data_root=toy_suite, encoder=toy_encoder, out=tmp_path)[0]
+    assert rec["status"] == "ok" and rec["primary_metric"] == "cluster_accuracy"
+    assert (
+        0 < rec["metrics"]["cluster_accuracy"] <= 20
+    )  # two names can match at most 2 of 10 classes
+    assert "_names_truth_or_noise [cluster_accuracy]" in render_report(tmp_path, "md")

@@ -53,7 +53,12 @@ def aggregate(records: Iterable[dict[str, Any]]) -> Aggregate:
         ds = rec["dataset"]
         if ds not in datasets:
             datasets.append(ds)
-        values[(rec["method"], ds, int(rec["shots"]))].append(float(rec["metrics"]["top1"]))
+        primary = rec.get("primary_metric", "top1")
+        method = rec["method"] if primary == "top1" else f"{rec['method']} [{primary}]"
+        value = rec["metrics"].get(primary)
+        if value is None:
+            continue
+        values[(method, ds, int(rec["shots"]))].append(float(value))
         if rec.get("examples") and (rec["method"] == "zeroshot" or ds not in examples):
             examples[ds] = rec["examples"]
         if rec.get("explanations"):
@@ -110,7 +115,7 @@ def to_markdown(agg: Aggregate) -> str:
             "|---|" + "---:|" * len(agg.datasets),
         ]
         for row in agg.rows:
-            if row == "zeroshot":
+            if row == "zeroshot" or "[" in row:  # another metric: no top-1 difference
                 continue
             deltas = [agg.delta(row, d) for d in agg.datasets]
             lines.append(

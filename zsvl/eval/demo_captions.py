@@ -38,8 +38,9 @@ def toy_retrieval_set(n_images: int = 500, captions_per_image: int = 5, seed: in
         for _ in range(captions_per_image):
             captions.append(caption_scene(scene, rng))
             owner.append(i)
-    return RetrievalSet(images=list(render_scenes(scenes)), captions=captions,
-                        text_to_image=np.asarray(owner))
+    return RetrievalSet(
+        images=list(render_scenes(scenes)), captions=captions, text_to_image=np.asarray(owner)
+    )
 
 
 def _caption_index(root: Path, encoder: Any, index_dir: Path | None) -> Any:
@@ -66,11 +67,20 @@ def _vocabulary_free_rows(root: Path, encoder: Any, index: Any, k: int) -> list[
         result = clf.predict_words(encoded.embeddings)
         metrics = vic_metrics(result.labels, labels, list(test.classes.names))
         top = max(set(result.labels), key=result.labels.count)
-        rows.append({"task": "vocabulary-free", "dataset": spec.name, "images": len(labels),
-                     **{key: metrics[key] for key in ("cluster_accuracy", "semantic_iou",
-                                                       "semantic_similarity")},
-                     "distinct_predictions": len(set(result.labels)), "most_common": top,
-                     "seconds": time.perf_counter() - start})
+        rows.append(
+            {
+                "task": "vocabulary-free",
+                "dataset": spec.name,
+                "images": len(labels),
+                **{
+                    key: metrics[key]
+                    for key in ("cluster_accuracy", "semantic_iou", "semantic_similarity")
+                },
+                "distinct_predictions": len(set(result.labels)),
+                "most_common": top,
+                "seconds": time.perf_counter() - start,
+            }
+        )
     return rows
 
 
@@ -91,15 +101,21 @@ def _caption_support_row(root: Path, encoder: Any, index: Any, m: int) -> dict[s
     templates = [spec.template]
     zs = ZeroShotClassifier(encoder, test.classes, templates=templates).fit()
     free = CaptionSupportAdapter(encoder, test.classes, index=index, templates=templates, m=m).fit()
-    tuned = CaptionSupportAdapter(encoder, test.classes, index=index, templates=templates,
-                                  m=m).fit(X_val=Xv, y_val=yv)
+    tuned = CaptionSupportAdapter(encoder, test.classes, index=index, templates=templates, m=m).fit(
+        X_val=Xv, y_val=yv
+    )
     mention = float(np.mean([n / m for n in (free.support_ids_ >= 0).sum(1)]))
     return {
-        "task": "caption-support", "dataset": spec.name, "images": len(y), "m": m,
+        "task": "caption-support",
+        "dataset": spec.name,
+        "images": len(y),
+        "m": m,
         "zero_shot_top1": topk_accuracy(zs.decision_function(X), y),
         "caption_support_top1": topk_accuracy(free.decision_function(X), y),
         "caption_support_val_tuned_top1": topk_accuracy(tuned.decision_function(X), y),
-        "val_alpha": tuned.alpha_, "val_beta": tuned.beta_, "support_fill": mention,
+        "val_alpha": tuned.alpha_,
+        "val_beta": tuned.beta_,
+        "support_fill": mention,
         "seconds": time.perf_counter() - start,
     }
 
@@ -109,12 +125,23 @@ def _retrieval_row(encoder: Any, n_images: int) -> dict[str, Any]:
 
     start = time.perf_counter()
     out = evaluate_retrieval(encoder, toy_retrieval_set(n_images))
-    return {"task": "retrieval", "dataset": f"toy scenes ({n_images} images x 5 captions)", **out,
-            "seconds": time.perf_counter() - start}
+    return {
+        "task": "retrieval",
+        "dataset": f"toy scenes ({n_images} images x 5 captions)",
+        **out,
+        "seconds": time.perf_counter() - start,
+    }
 
 
-def run_caption_demo(root: str | Path | None, encoder: Any, *, index_dir: str | Path | None = None,
-                     k: int = 10, m: int = 32, retrieval_images: int = 500) -> list[dict[str, Any]]:
+def run_caption_demo(
+    root: str | Path | None,
+    encoder: Any,
+    *,
+    index_dir: str | Path | None = None,
+    k: int = 10,
+    m: int = 32,
+    retrieval_images: int = 500,
+) -> list[dict[str, Any]]:
     """Build/reuse the toy suite and its caption index, then the three caption evaluations.
 
     Returns one flat dict per row (``task`` is "vocabulary-free", "caption-support" or
@@ -139,23 +166,40 @@ def format_caption_table(rows: list[dict[str, Any]]) -> str:
     out = []
     vf = [r for r in rows if r["task"] == "vocabulary-free"]
     if vf:
-        out += ["Vocabulary-free classification (CaSED over the toy caption index; no class list)",
-                "", "| dataset | cluster acc | semantic IoU | semantic sim | distinct names |",
-                "|---|---:|---:|---:|---:|"]
-        out += [f"| {r['dataset']} | {_fmt(r['cluster_accuracy'])} | {_fmt(r['semantic_iou'])} | "
-                f"{_fmt(r['semantic_similarity'])} | {r['distinct_predictions']} |" for r in vf]
+        out += [
+            "Vocabulary-free classification (CaSED over the toy caption index; no class list)",
+            "",
+            "| dataset | cluster acc | semantic IoU | semantic sim | distinct names |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        out += [
+            f"| {r['dataset']} | {_fmt(r['cluster_accuracy'])} | {_fmt(r['semantic_iou'])} | "
+            f"{_fmt(r['semantic_similarity'])} | {r['distinct_predictions']} |"
+            for r in vf
+        ]
         out.append("")
     for r in (r for r in rows if r["task"] == "caption-support"):
-        out += [f"Caption support set on {r['dataset']} (top-1 %, {r['images']} test images)", "",
-                "| zero-shot | + captions (no labels) | + captions (alpha, beta on val) |",
-                "|---:|---:|---:|",
-                f"| {_fmt(r['zero_shot_top1'])} | {_fmt(r['caption_support_top1'])} | "
-                f"{_fmt(r['caption_support_val_tuned_top1'])} |", ""]
+        out += [
+            f"Caption support set on {r['dataset']} (top-1 %, {r['images']} test images)",
+            "",
+            "| zero-shot | + captions (no labels) | + captions (alpha, beta on val) |",
+            "|---:|---:|---:|",
+            f"| {_fmt(r['zero_shot_top1'])} | {_fmt(r['caption_support_top1'])} | "
+            f"{_fmt(r['caption_support_val_tuned_top1'])} |",
+            "",
+        ]
     for r in (r for r in rows if r["task"] == "retrieval"):
-        out += [f"Image-text retrieval, {r['dataset']}", "",
-                "| direction | R@1 | R@5 | R@10 |", "|---|---:|---:|---:|"]
+        out += [
+            f"Image-text retrieval, {r['dataset']}",
+            "",
+            "| direction | R@1 | R@5 | R@10 |",
+            "|---|---:|---:|---:|",
+        ]
         for d in ("text_to_image", "image_to_text"):
-            out.append(f"| {d.replace('_', ' ')} | " + " | ".join(
-                _fmt(r[f"{d}_R@{k}"]) for k in (1, 5, 10)) + " |")
+            out.append(
+                f"| {d.replace('_', ' ')} | "
+                + " | ".join(_fmt(r[f"{d}_R@{k}"]) for k in (1, 5, 10))
+                + " |"
+            )
         out.append("")
     return "\n".join(out).rstrip()

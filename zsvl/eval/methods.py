@@ -30,10 +30,13 @@ def _explanations(ctx: MethodContext, clf, n: int = 4) -> list[dict]:  # noqa: A
     picks = np.linspace(0, len(ctx.X_test) - 1, num=min(n, len(ctx.X_test)), dtype=int)
     out = []
     for row, exp in zip(picks, clf.explain(ctx.X_test[picks], top=4), strict=True):
-        out.append({
-            "source": ctx.test_sources[row], "label": exp.classname,
-            "descriptors": [[e.descriptor, float(e.similarity)] for e in exp.evidence],
-        })
+        out.append(
+            {
+                "source": ctx.test_sources[row],
+                "label": exp.classname,
+                "descriptors": [[e.descriptor, float(e.similarity)] for e in exp.evidence],
+            }
+        )
     return out
 
 
@@ -52,8 +55,11 @@ def _cbd(ctx: MethodContext) -> MethodResult:
     source = _descriptor_file(ctx, "cbd")
     clf = DescriptorClassifier(ctx.encoder, source, ctx.classes, concept=ctx.params.get("concept"))
     clf.fit()
-    return MethodResult(clf.decision_function(ctx.X_test), {"descriptors": str(source)},
-                        explanations=_explanations(ctx, clf))
+    return MethodResult(
+        clf.decision_function(ctx.X_test),
+        {"descriptors": str(source)},
+        explanations=_explanations(ctx, clf),
+    )
 
 
 @register("cupl", description="CuPL: similarity to the mean of LLM-written sentences")
@@ -72,8 +78,9 @@ def _waffle(ctx: MethodContext) -> MethodResult:
     source = ctx.params.get("descriptors") or f"{ctx.dataset.folder}_cbd"
     base = DescriptorClassifier(ctx.encoder, source, ctx.classes)
     clf = base.waffle_control(seeds=(ctx.seed,), kind=ctx.params.get("kind", "mixed")).fit()
-    return MethodResult(clf.decision_function(ctx.X_test), {"matched_to": str(source),
-                                                            "seed": ctx.seed})
+    return MethodResult(
+        clf.decision_function(ctx.X_test), {"matched_to": str(source), "seed": ctx.seed}
+    )
 
 
 @register("fudd", description="FuDD: follow-up differential descriptions of each image's top k")
@@ -87,8 +94,12 @@ def _fudd(ctx: MethodContext) -> MethodResult:
     scores = clf.decision_function(ctx.X_test)
     stage1 = clf.stage1_scores(ctx.X_test)
     hyper = {"k": k, "pairs_used": int(clf.pairs_needed_), "all_pairs": int(clf.all_pairs_)}
-    return MethodResult(scores, hyper, explanations=_explanations(ctx, clf),
-                        extra_scores={f"top{k}_ceiling": (stage1, k)})
+    return MethodResult(
+        scores,
+        hyper,
+        explanations=_explanations(ctx, clf),
+        extra_scores={f"top{k}_ceiling": (stage1, k)},
+    )
 
 
 def _fewshot_inputs(ctx: MethodContext):  # noqa: ANN202 - (zero-shot head, shots, labels, val)
@@ -118,7 +129,9 @@ def _tip(ctx: MethodContext) -> MethodResult:
 
     zero_shot, shots, y, val = _fewshot_inputs(ctx)
     adapter, search = tune_tip(zero_shot, shots, y, val=val, mode=ctx.params.get("mode", "auto"))
-    return MethodResult(adapter.decision_function(ctx.X_test), dict(search.best), protocol=search.mode)
+    return MethodResult(
+        adapter.decision_function(ctx.X_test), dict(search.best), protocol=search.mode
+    )
 
 
 @register("gda", uses_shots=True, description="Gaussian discriminant analysis on the shots' views")
@@ -127,7 +140,9 @@ def _gda(ctx: MethodContext) -> MethodResult:
 
     zero_shot, shots, y, val = _fewshot_inputs(ctx)
     adapter, search = tune_gda(zero_shot, shots, y, val=val, mode=ctx.params.get("mode", "auto"))
-    return MethodResult(adapter.decision_function(ctx.X_test), dict(search.best), protocol=search.mode)
+    return MethodResult(
+        adapter.decision_function(ctx.X_test), dict(search.best), protocol=search.mode
+    )
 
 
 @register("gda-em", description="unsupervised GDA: EM on the unlabelled test features")
@@ -136,8 +151,11 @@ def _gda_em(ctx: MethodContext) -> MethodResult:
 
     zero_shot = ZeroShotClassifier(ctx.encoder, ctx.classes, templates=ctx.templates).fit()
     adapter, search = tune_gda_em(zero_shot, ctx.X_test, val=None)
-    return MethodResult(adapter.decision_function(ctx.X_test), dict(search.best),
-                        protocol="transductive (unlabelled test features)")
+    return MethodResult(
+        adapter.decision_function(ctx.X_test),
+        dict(search.best),
+        protocol="transductive (unlabelled test features)",
+    )
 
 
 def _caption_index(ctx: MethodContext):  # noqa: ANN202 - a CaptionIndex
@@ -153,16 +171,41 @@ def _caption_index(ctx: MethodContext):  # noqa: ANN202 - a CaptionIndex
             "caption-support needs a caption index: set [params.caption-support] index = "
             "'indexes/NAME' in the suite file (build one with `zsvl index build`)."
         )
-    return build_index(corpus, ctx.encoder, ctx.data_root / "caption-index", max_memory="1G",
-                       shard_size=16384, batch_size=512)
+    return build_index(
+        corpus,
+        ctx.encoder,
+        ctx.data_root / "caption-index",
+        max_memory="1G",
+        shard_size=16384,
+        batch_size=512,
+    )
 
 
 @register("caption-support", description="caption support set from a FAISS caption index")
 def _caption_support(ctx: MethodContext) -> MethodResult:
     from zsvl.methods.caption_support import CaptionSupportAdapter
 
-    clf = CaptionSupportAdapter(ctx.encoder, ctx.classes, index=_caption_index(ctx),
-                                templates=list(ctx.templates), m=int(ctx.params.get("m", 32)))
+    clf = CaptionSupportAdapter(
+        ctx.encoder,
+        ctx.classes,
+        index=_caption_index(ctx),
+        templates=list(ctx.templates),
+        m=int(ctx.params.get("m", 32)),
+    )
     clf.fit()
-    return MethodResult(clf.decision_function(ctx.X_test), {"m": clf.m, "alpha": clf.alpha_,
-                                                            "beta": clf.beta_})
+    return MethodResult(
+        clf.decision_function(ctx.X_test), {"m": clf.m, "alpha": clf.alpha_, "beta": clf.beta_}
+    )
+
+
+@register("vocab-free", description="CaSED: names from retrieved captions, no class list used")
+def _vocab_free(ctx: MethodContext) -> MethodResult:
+    from zsvl.methods.vocab_free import VocabularyFreeClassifier
+
+    k = int(ctx.params.get("k", 10))
+    alpha = float(ctx.params.get("alpha", 0.7))
+    clf = VocabularyFreeClassifier(ctx.encoder, _caption_index(ctx), k=k, alpha=alpha).fit()
+    names = clf.predict_words(ctx.X_test).labels
+    return MethodResult(
+        None, {"k": k, "alpha": alpha}, protocol="vocabulary-free", predicted_names=list(names)
+    )

@@ -51,7 +51,7 @@ class MethodContext:
 class MethodResult:
     """Scores for the test images and what the method chose on its own."""
 
-    scores: np.ndarray  # (n_test, n_classes)
+    scores: np.ndarray | None  # (n_test, n_classes); None for methods that name, not rank
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)  # method-specific extras
     protocol: str = "zero-shot"  # "zero-shot", "leakage-free", or a named reproduction mode
@@ -59,6 +59,9 @@ class MethodResult:
     # name -> (scores (n_test, C), k): the runner reports top-k accuracy of these as a metric
     # (for example FuDD's stage-1 top-k recall, the ceiling of its re-ranking)
     extra_scores: dict[str, tuple[np.ndarray, int]] = field(default_factory=dict)
+    # predicted names per test image (vocabulary-free methods): the runner scores them against
+    # the true class names with the VIC metrics (cluster accuracy, semantic IoU and similarity)
+    predicted_names: list[str] | None = None
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,8 @@ class RetrievalSet:
         t2i = np.asarray(self.text_to_image, dtype=np.int64)
         if len(t2i) != len(self.captions):
             raise InvalidParameterError(
-                f"{len(self.captions)} captions but {len(t2i)} text_to_image entries.")
+                f"{len(self.captions)} captions but {len(t2i)} text_to_image entries."
+            )
         if len(t2i) and (t2i.min() < 0 or t2i.max() >= len(self.images)):
             raise InvalidParameterError("text_to_image points outside the image list.")
         object.__setattr__(self, "text_to_image", t2i)
@@ -51,8 +52,13 @@ def _ranks_of_truth(scores: Any, truth_mask: Any) -> Any:
 
 
 def retrieval_recall(
-    image_emb: Any, text_emb: Any, text_to_image: Any, *, ks: Sequence[int] = (1, 5, 10),
-    chunk: int = 1024, device: Any = "cpu",
+    image_emb: Any,
+    text_emb: Any,
+    text_to_image: Any,
+    *,
+    ks: Sequence[int] = (1, 5, 10),
+    chunk: int = 1024,
+    device: Any = "cpu",
 ) -> dict[str, float]:
     """R@K both ways from embeddings: images (n_images, dim), texts (n_texts, dim).
 
@@ -72,13 +78,13 @@ def retrieval_recall(
         owner = torch.as_tensor(t2i, device=device)
         t_ranks = []
         for s in range(0, len(T), chunk):
-            scores = T[s:s + chunk] @ Im.T
+            scores = T[s : s + chunk] @ Im.T
             mask = torch.zeros_like(scores, dtype=torch.bool)
-            mask[torch.arange(len(scores), device=device), owner[s:s + chunk]] = True
+            mask[torch.arange(len(scores), device=device), owner[s : s + chunk]] = True
             t_ranks.append(_ranks_of_truth(scores, mask))
         i_ranks = []
         for s in range(0, len(Im), chunk):
-            scores = Im[s:s + chunk] @ T.T
+            scores = Im[s : s + chunk] @ T.T
             ids = torch.arange(s, min(s + chunk, len(Im)), device=device)
             mask = owner[None, :] == ids[:, None]
             i_ranks.append(_ranks_of_truth(scores, mask))
@@ -93,8 +99,9 @@ def retrieval_recall(
     return out
 
 
-def read_karpathy_json(path: str | Path, *, split: str = "test", image_root: str | Path | None = None
-                       ) -> RetrievalSet:
+def read_karpathy_json(
+    path: str | Path, *, split: str = "test", image_root: str | Path | None = None
+) -> RetrievalSet:
     """A Karpathy split file (``{"images": [{"filepath", "filename", "split", "sentences":
     [{"raw": ...}]}]}``, COCO and Flickr30k) or a COCO captions file (``{"images": [{"id",
     "file_name"}], "annotations": [{"image_id", "caption"}]}``, all images). Image paths are
@@ -119,8 +126,11 @@ def read_karpathy_json(path: str | Path, *, split: str = "test", image_root: str
                 owner.append(position[ann["image_id"]])
     elif isinstance(data, dict) and "images" in data:
         for img in data["images"]:
-            if split and img.get("split", split) != split and not (
-                    split == "train" and img.get("split") == "restval"):
+            if (
+                split
+                and img.get("split", split) != split
+                and not (split == "train" and img.get("split") == "restval")
+            ):
                 continue
             for sent in img.get("sentences", []):
                 captions.append(str(sent.get("raw") or " ".join(sent.get("tokens", []))).strip())
@@ -129,19 +139,22 @@ def read_karpathy_json(path: str | Path, *, split: str = "test", image_root: str
     else:
         raise InvalidParameterError(
             f"{path} is neither a Karpathy split file (images with sentences) nor a COCO captions "
-            f"file (images + annotations).")
+            f"file (images + annotations)."
+        )
     if not captions:
         raise InvalidParameterError(f"{path} has no captions in split {split!r}.")
     return RetrievalSet(images=images, captions=captions, text_to_image=np.asarray(owner))
 
 
-def evaluate_retrieval(encoder: Any, data: RetrievalSet, *, batch_size: int = 64,
-                       ks: Sequence[int] = (1, 5, 10)) -> dict[str, Any]:
+def evaluate_retrieval(
+    encoder: Any, data: RetrievalSet, *, batch_size: int = 64, ks: Sequence[int] = (1, 5, 10)
+) -> dict[str, Any]:
     """Encode the set's images and captions with ``encoder`` and compute :func:`retrieval_recall`.
     Images that cannot be read are an error (recall over a subset would not be comparable)."""
     img = encoder.encode_images(list(data.images), batch_size=batch_size, on_error="raise")
     txt = encoder.encode_texts(data.captions)
-    out = retrieval_recall(img.embeddings, txt, data.text_to_image, ks=ks,
-                           device=getattr(encoder, "device", "cpu"))
+    out = retrieval_recall(
+        img.embeddings, txt, data.text_to_image, ks=ks, device=getattr(encoder, "device", "cpu")
+    )
     out.update(n_images=len(data.images), n_texts=len(data.captions))
     return out

@@ -156,7 +156,8 @@ def _run_dataset(
             dataset=info,
             classes=splits["test"].classes,
             templates=templates,
-            X_test=test.X, test_sources=test.paths,
+            X_test=test.X,
+            test_sources=test.paths,
             train=splits["train"],
             val=splits["val"],
             features=features,
@@ -168,8 +169,9 @@ def _run_dataset(
         )
         record = _run_one(entry, ctx, test.y, model_spec, encoder)
         record["dataset"], record["seed"] = info.name, seed
-        if record["status"] == "ok":
-            record["examples"] = _examples(record.pop("_scores"), test, ctx.classes.names)
+        scores = record.pop("_scores", None)
+        if record["status"] == "ok" and scores is not None:
+            record["examples"] = _examples(scores, test, ctx.classes.names)
         record["n_test"], record["n_skipped_images"] = len(test), len(test.failures)
         _write_json(record_path(out, info.name, entry.name, shots, seed), record)
         written.append(record)
@@ -199,13 +201,31 @@ def _run_one(
             "traceback": traceback.format_exc(limit=5),
             "wall_time_s": time.perf_counter() - start,
         }
+    if result.predicted_names is not None:
+        from zsvl.eval.vic_metrics import vic_metrics
+
+        names = list(ctx.classes.names)
+        found = vic_metrics(result.predicted_names, y_test, names)
+        metrics = {k: v for k, v in found.items() if isinstance(v, (int, float)) or v is None}
+        return {
+            **base,
+            "status": "ok",
+            "primary_metric": "cluster_accuracy",
+            "metrics": metrics,
+            "hyperparameters": result.hyperparameters,
+            "protocol": result.protocol,
+            "explanations": [],
+            "wall_time_s": time.perf_counter() - start,
+            "_scores": None,
+        }
     scores = np.asarray(result.scores)
-    if scores.shape != (len(y_test), len(ctx.classes)):
+    expected = (len(y_test), len(ctx.classes))
+    if scores.shape != expected:
         return {
             **base,
             "status": "failed",
             "wall_time_s": time.perf_counter() - start,
-            "error": f"scores of shape {scores.shape}, expected {(len(y_test), len(ctx.classes))}",
+            "error": f"scores of shape {scores.shape}, expected {expected}",
         }
     metrics = {
         "top1": topk_accuracy(scores, y_test, 1),

