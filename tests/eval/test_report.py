@@ -78,7 +78,7 @@ def _chromium() -> tuple[str, str] | None:
 
 
 @pytest.mark.slow
-def test_html_report_renders_in_headless_chromium(tmp_path):
+def test_html_report_renders_in_headless_chromium(tmp_path, toy_encoder, toy_suite):
     pytest.importorskip("selenium", reason="selenium comes with the dev extra")
     found = _chromium()
     if found is None:
@@ -86,7 +86,14 @@ def test_html_report_renders_in_headless_chromium(tmp_path):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    page = write_report(_write_results(tmp_path / "r"), tmp_path / "report.html")
+    from zsvl.data.datasets import toy_datasets
+    from zsvl.eval.runner import run_suite
+    from zsvl.eval.suite import Suite
+
+    two = tuple(d for d in toy_datasets() if d.name in ("ToyShapes", "ToyTextures"))
+    suite = Suite("toy-run", two, methods=("zeroshot", "cbd"), shots=(0,), seeds=(1,))
+    run_suite(suite, data_root=toy_suite, encoder=toy_encoder, out=tmp_path / "r")
+    page = write_report(tmp_path / "r", tmp_path / "report.html")
     options = webdriver.ChromeOptions()
     options.binary_location = found[0]
     for flag in (
@@ -111,11 +118,17 @@ def test_html_report_renders_in_headless_chromium(tmp_path):
         cells = driver.execute_script(
             "return Array.from(document.querySelectorAll('table.results td')).map(c => c.innerText)"
         )
-        assert "61.0 ± 1.0" in cells
+        assert {"zeroshot", "cbd"} <= set(cells)
         widths = driver.execute_script(
             "return Array.from(document.querySelectorAll('#plots img')).map(i => i.naturalWidth)"
         )
         assert len(widths) == 2 and min(widths) > 100  # two decoded curve plots
+        thumbs = driver.execute_script(
+            "return Array.from(document.querySelectorAll('.ex img')).map(i => i.naturalWidth)"
+        )
+        assert len(thumbs) == 8 and min(thumbs) > 0  # 4 decoded example images per dataset
+        text = driver.execute_script("return document.body.innerText")
+        assert "Explanations: ToyShapes / cbd" in text
         driver.save_screenshot(str(tmp_path / "report.png"))
     finally:
         driver.quit()
