@@ -14,11 +14,11 @@ $(VENV)/.torch: | $(PY)
 	$(PIP) install $(TORCH)
 	touch $@
 
-$(VENV)/.core: pyproject.toml $(VENV)/.torch
+$(VENV)/.core: pyproject.toml Makefile $(VENV)/.torch
 	$(PIP) install $(TORCH) -e .
 	touch $@
 
-$(VENV)/.dev: pyproject.toml $(VENV)/.core
+$(VENV)/.dev: pyproject.toml Makefile $(VENV)/.core
 	$(PIP) install $(TORCH) -e ".[dev,metrics]"
 	touch $@
 
