@@ -93,7 +93,7 @@ def _load_file(path: Path) -> Image.Image:
     try:
         with Image.open(path) as opened:
             opened.load()  # decode now, so a truncated file fails here and not in the transform
-            image = _exif_transposed(opened, source)
+            image = _exif_transposed(opened, source, in_place=True)
     except Image.DecompressionBombError as exc:
         reason = (
             f"the image is too large to decode safely ({exc}). If you trust the file, raise "
@@ -134,10 +134,13 @@ def _os_reason(exc: OSError) -> str:
     return f"{type(exc).__name__}: {exc.strerror or message}."
 
 
-def _exif_transposed(image: Image.Image, source: str) -> Image.Image:
-    """``image`` turned upright per its EXIF orientation tag (a broken tag is ignored)."""
+def _exif_transposed(image: Image.Image, source: str, *, in_place: bool = False) -> Image.Image:
+    """``image`` turned upright per its EXIF orientation tag (a broken tag is ignored).
+
+    ``in_place`` saves a copy of every upright image; only for images zsvl opened itself.
+    """
     try:
-        transposed = ImageOps.exif_transpose(image)
+        transposed = ImageOps.exif_transpose(image, in_place=in_place)
     except Exception as exc:  # noqa: BLE001 - malformed EXIF must not lose a decodable image
         logger.warning("Ignoring unreadable EXIF orientation of %s: %s", source, exc)
         return image
