@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,13 +97,18 @@ class FewShotSplit:
             "val_shots": self.val_shots,
             "root": str(self.root) if self.root is not None else None,
             "classes": list(self.classes.names),
-            "train": [[rel(p), lab] for p, lab in zip(self.train_paths, self.train_labels,
-                                                      strict=True)],
-            "val": [[rel(p), lab] for p, lab in zip(self.val_paths, self.val_labels,
-                                                    strict=True)],
+            "train": [
+                [rel(p), lab] for p, lab in zip(self.train_paths, self.train_labels, strict=True)
+            ],
+            "val": [[rel(p), lab] for p, lab in zip(self.val_paths, self.val_labels, strict=True)],
             "shortfalls": [
-                {"split": s.split, "label": s.label, "class": s.classname, "wanted": s.wanted,
-                 "available": s.available}
+                {
+                    "split": s.split,
+                    "label": s.label,
+                    "class": s.classname,
+                    "wanted": s.wanted,
+                    "available": s.available,
+                }
                 for s in self.shortfalls
             ],
             "zsvl_version": __version__,
@@ -119,7 +123,7 @@ def _draw(split: Split, k: int, seed: int, stream: int) -> tuple[list[int], list
     picked: list[int] = []
     short: list[Shortfall] = []
     for c in range(len(split.classes)):  # one draw per class: each class has its own stream
-        members = order[bounds[c]:bounds[c + 1]]
+        members = order[bounds[c] : bounds[c + 1]]
         if len(members) < k:
             short.append(Shortfall(split.name, c, split.classes[c], k, len(members)))
             take = members
@@ -165,37 +169,40 @@ def sample_few_shot(
         v_idx, short_val = _draw(val, val_k, int(seed), _STREAM["val"])
         shortfalls += short_val
     for s in shortfalls:
-        logger.warning("%s: class %d (%r) has %d %s images, fewer than the %d asked for; "
-                       "taking all of them.", dataset or "dataset", s.label, s.classname,
-                       s.available, s.split, s.wanted)
+        logger.warning(
+            "%s: class %d (%r) has %d %s images, fewer than the %d asked for; taking all of them.",
+            dataset or "dataset",
+            s.label,
+            s.classname,
+            s.available,
+            s.split,
+            s.wanted,
+        )
     train_paths = [Path(train.paths[i]) for i in t_idx]
     val_paths = [Path(val.paths[i]) for i in v_idx] if v_idx else []
     if root is None and train_paths:
         root = Path(os.path.commonpath([str(p) for p in train_paths + val_paths]))
         root = root if root.is_dir() else root.parent
     return FewShotSplit(
-        shots=int(shots), seed=int(seed), val_shots=val_k, classes=train.classes,
-        train_paths=train_paths, train_labels=[int(train.labels[i]) for i in t_idx],
-        val_paths=val_paths, val_labels=[int(val.labels[i]) for i in v_idx] if v_idx else [],
-        shortfalls=shortfalls, dataset=dataset, root=Path(root) if root is not None else None,
+        shots=int(shots),
+        seed=int(seed),
+        val_shots=val_k,
+        classes=train.classes,
+        train_paths=train_paths,
+        train_labels=[int(train.labels[i]) for i in t_idx],
+        val_paths=val_paths,
+        val_labels=[int(val.labels[i]) for i in v_idx] if v_idx else [],
+        shortfalls=shortfalls,
+        dataset=dataset,
+        root=Path(root) if root is not None else None,
     )
 
 
 def save_manifest(fewshot: FewShotSplit, path: str | Path) -> Path:
     """Write the manifest JSON atomically (temporary file, fsync, rename); returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(fewshot.to_dict(), f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    from zsvl._atomic import atomic_write_json
+
+    return atomic_write_json(path, fewshot.to_dict(), indent=1, sort_keys=False)
 
 
 def load_manifest(path: str | Path, *, root: str | Path | None = None) -> FewShotSplit:
@@ -217,11 +224,20 @@ def load_manifest(path: str | Path, *, root: str | Path | None = None) -> FewSho
 
     train_paths, train_labels = paths(data["train"])
     val_paths, val_labels = paths(data["val"])
-    shortfalls = [Shortfall(s["split"], int(s["label"]), s["class"], int(s["wanted"]),
-                            int(s["available"])) for s in data.get("shortfalls", [])]
+    shortfalls = [
+        Shortfall(s["split"], int(s["label"]), s["class"], int(s["wanted"]), int(s["available"]))
+        for s in data.get("shortfalls", [])
+    ]
     return FewShotSplit(
-        shots=int(data["shots"]), seed=int(data["seed"]), val_shots=int(data["val_shots"]),
-        classes=ClassSet(tuple(data["classes"])), train_paths=train_paths,
-        train_labels=train_labels, val_paths=val_paths, val_labels=val_labels,
-        shortfalls=shortfalls, dataset=data.get("dataset"), root=base,
+        shots=int(data["shots"]),
+        seed=int(data["seed"]),
+        val_shots=int(data["val_shots"]),
+        classes=ClassSet(tuple(data["classes"])),
+        train_paths=train_paths,
+        train_labels=train_labels,
+        val_paths=val_paths,
+        val_labels=val_labels,
+        shortfalls=shortfalls,
+        dataset=data.get("dataset"),
+        root=base,
     )

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import time
 import traceback
 from collections.abc import Iterator
@@ -19,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from zsvl._atomic import atomic_write_json
 from zsvl._version import __version__
 from zsvl.data.check import check_dataset
 from zsvl.data.datasets import DatasetInfo, load_dataset
@@ -60,13 +59,7 @@ def iter_records(out: str | Path) -> Iterator[dict[str, Any]]:
 
 
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(payload, fh, indent=2, default=_jsonable)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    atomic_write_json(path, payload, sort_keys=False, default=_jsonable)
 
 
 def _jsonable(value: Any) -> Any:

@@ -10,7 +10,6 @@ complete and listed or is ignored (and overwritten) on resume.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -20,10 +19,17 @@ from typing import Any
 
 import numpy as np
 
+from zsvl._atomic import atomic_write_bytes, atomic_write_json
 from zsvl.errors import InvalidParameterError
 
-__all__ = ["ShardInfo", "ShardSet", "write_shard", "atomic_write_bytes", "atomic_write_json",
-           "sha256_file"]
+__all__ = [
+    "ShardInfo",
+    "ShardSet",
+    "write_shard",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "sha256_file",
+]
 
 
 @dataclass(frozen=True)
@@ -38,25 +44,6 @@ class ShardInfo:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder, fsync and rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, json.dumps(obj, indent=2, sort_keys=True).encode("utf-8"))
 
 
 def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
@@ -97,12 +84,18 @@ def write_shard(
         _write_meta(folder / f"meta-{index:05d}.parquet", ids, captions, records, source_ids)
     atomic_write_bytes(folder / f"ids-{index:05d}.npy", _npy_bytes(ids))
     atomic_write_bytes(folder / f"emb-{index:05d}.npy", emb_bytes)
-    return ShardInfo(index, len(ids), int(ids.min()), int(ids.max()),
-                     hashlib.sha256(emb_bytes).hexdigest())
+    return ShardInfo(
+        index, len(ids), int(ids.min()), int(ids.max()), hashlib.sha256(emb_bytes).hexdigest()
+    )
 
 
-def _write_meta(path: Path, ids: np.ndarray, captions: Sequence[str], records: Any,
-                source_ids: Sequence[str] | None) -> None:
+def _write_meta(
+    path: Path,
+    ids: np.ndarray,
+    captions: Sequence[str],
+    records: Any,
+    source_ids: Sequence[str] | None,
+) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -135,9 +128,9 @@ class ShardSet:
         self.shards = list(shards)
         self.dim = int(dim)
         self._starts = np.array([s.first_id for s in self.shards], dtype=np.int64)
-        self.contiguous = all(
-            s.last_id - s.first_id + 1 == s.rows for s in self.shards
-        ) and all(a.last_id + 1 == b.first_id for a, b in zip(self.shards, self.shards[1:], strict=False))
+        self.contiguous = all(s.last_id - s.first_id + 1 == s.rows for s in self.shards) and all(
+            a.last_id + 1 == b.first_id for a, b in zip(self.shards, self.shards[1:], strict=False)
+        )
 
     @property
     def count(self) -> int:

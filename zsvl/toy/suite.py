@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from zsvl._atomic import atomic_write_text
 from zsvl.toy.captions import write_caption_corpus
 from zsvl.toy.render import render_scene, render_scenes
 from zsvl.toy.world import (
@@ -108,19 +107,6 @@ def render_split(
     return images, np.array([label for _, label in pairs], dtype=np.int64)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _write_dataset(root: Path, spec: ToyDatasetSpec, seed: int) -> dict[str, int]:
     from PIL import Image
 
@@ -137,8 +123,8 @@ def _write_dataset(root: Path, spec: ToyDatasetSpec, seed: int) -> dict[str, int
             Image.fromarray(render_scene(scene)).save(folder / rel, compress_level=1)
             records.append([rel, label, classname])
         splits[split] = records
-    _atomic_write(folder / "classnames.txt", "".join(f"{c}\n" for c in spec.classnames))
-    _atomic_write(folder / spec.split_file, json.dumps(splits))
+    atomic_write_text(folder / "classnames.txt", "".join(f"{c}\n" for c in spec.classnames))
+    atomic_write_text(folder / spec.split_file, json.dumps(splits))
     return {split: len(records) for split, records in splits.items()}
 
 
@@ -177,14 +163,20 @@ def build_suite(root: Path | str, *, seed: int = 0, overwrite: bool = False) -> 
     manifest = {
         **wanted,
         "datasets": [
-            {"name": s.name, "folder": s.folder, "split_file": s.split_file,
-             "num_classes": len(s.classnames), "template": s.template, "counts": counts[s.name]}
+            {
+                "name": s.name,
+                "folder": s.folder,
+                "split_file": s.split_file,
+                "num_classes": len(s.classnames),
+                "template": s.template,
+                "counts": counts[s.name],
+            }
             for s in TOY_DATASETS
         ],
         "captions": {"path": captions.relative_to(root).as_posix(), "lines": CAPTION_LINES},
         "seconds": round(time.perf_counter() - start, 2),
     }
-    _atomic_write(root / MANIFEST, json.dumps(manifest, indent=2))
+    atomic_write_text(root / MANIFEST, json.dumps(manifest, indent=2))
     logger.info("Built the toy suite in %s (%.1f s).", root, manifest["seconds"])
     return root
 
