@@ -8,7 +8,7 @@ from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.metrics import adjusted_rand_score
 
 from zsvl.errors import InvalidParameterError, NotFittedError
-from zsvl.methods.gda import GDAAdapter
+from zsvl.methods.gda import GDAAdapter, class_statistics
 from zsvl.methods.gda_em import GDAEMAdapter
 
 
@@ -152,6 +152,34 @@ def test_parameter_validation_and_not_fitted():
         GDAAdapter(T, logit_scale=1.0).fit(X, y[:3])
     with pytest.raises(NotFittedError, match="call fit"):
         GDAAdapter(T, logit_scale=1.0).decision_function(X)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_features_are_refused(bad):
+    T = np.zeros((3, 4), np.float32)
+    X, y = np.random.default_rng(0).normal(size=(12, 4)), np.repeat(np.arange(3), 4)
+    X[7, 2] = bad
+    with pytest.raises(InvalidParameterError, match="NaN or infinite"):
+        GDAAdapter(T, logit_scale=1.0).fit(X, y)
+
+
+@pytest.mark.parametrize("D", [7, 600])  # 600: uneven column halves down to 150 wide
+def test_streamed_block_triangular_scatter_equals_float64(D):
+    import torch
+
+    rng = np.random.default_rng(D)
+    C, N = 9, 1_000
+    y = rng.integers(C - 1, size=N)  # the last class has no sample
+    X = (rng.normal(size=(C, D))[y] + rng.normal(size=(N, D))).astype(np.float32)
+    means, counts, S = class_statistics(torch.from_numpy(X), torch.from_numpy(y), C,
+                                        block_elements=D * 128)  # 8 row blocks
+    X64 = X.astype(np.float64)
+    mu = np.stack([X64[y == c].mean(0) if (y == c).any() else np.zeros(D) for c in range(C)])
+    Z = X64 - mu[y]
+    np.testing.assert_array_equal(counts.numpy(), np.bincount(y, minlength=C))
+    np.testing.assert_allclose(means.numpy(), mu, atol=1e-6)
+    np.testing.assert_allclose(S.numpy(), Z.T @ Z, rtol=1e-5, atol=1e-4)
+    np.testing.assert_array_equal(S.numpy(), S.numpy().T)
 
 
 def test_em_recovers_clusters_from_a_poor_zero_shot_start():

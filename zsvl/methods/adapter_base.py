@@ -182,11 +182,12 @@ def encode_labels(y: Any, classes: ClassSet, owner: str) -> np.ndarray:
     return labels
 
 
-def as_views(X: Any, *, dim: int, name: str = "X") -> np.ndarray:
+def as_views(X: Any, *, dim: int, name: str = "X", check_finite: bool = True) -> np.ndarray:
     """Shot embeddings as float32 (n_images, n_views, dim); a 2-D (n, dim) input has one view.
 
     Accepts numpy or torch, (n, dim) or (n, n_views, dim). No copy is made of float32 input;
-    finiteness is checked block by block, so validation needs no (n, dim) temporary.
+    finiteness is checked block by block, so validation needs no (n, dim) temporary. A caller
+    that sums every row anyway may pass ``check_finite=False`` and check its sums instead.
     """
     if hasattr(X, "detach"):
         X = X.detach().cpu().float().numpy()
@@ -202,8 +203,9 @@ def as_views(X: Any, *, dim: int, name: str = "X") -> np.ndarray:
             f"{name} has dimension {views.shape[2]} but the classifier was built with dimension "
             f"{dim}; encode the images with the same model as the classes."
         )
-    rows = max(1, (1 << 22) // max(views.shape[1] * dim, 1))
-    for start in range(0, len(views), rows):
-        if not np.isfinite(views[start:start + rows]).all():
-            raise InvalidParameterError(f"{name} holds NaN or infinite values.")
+    if check_finite:
+        rows = max(1, (1 << 22) // max(views.shape[1] * dim, 1))
+        for start in range(0, len(views), rows):
+            if not np.isfinite(views[start:start + rows]).all():
+                raise InvalidParameterError(f"{name} holds NaN or infinite values.")
     return views

@@ -57,7 +57,8 @@ def class_statistics(
     Returns means (C, D) float64 (zero for absent classes), counts (C,) float64 and the scatter
     S (D, D) float64. Each block of rows is summed per class and centred and multiplied in
     float32; the blocks' results are added in float64, so no (N, D) copy is made and rounding
-    accumulates over one block only.
+    accumulates over one block only. S is symmetric, so only its upper column blocks are
+    multiplied (5/8 of the work at D = 1,024) and mirrored.
     """
     import torch
 
@@ -73,11 +74,31 @@ def class_statistics(
     means = sums / counts.clamp_min(1.0)[:, None]
     means32 = means.float()
     scatter = torch.zeros(D, D, **f64)
+    Z_buf = torch.empty(min(rows, len(X)), D, dtype=X.dtype, device=X.device)
     for start in range(0, len(X), rows):
-        Z = means32[y[start:start + rows]]
-        torch.sub(X[start:start + rows], Z, out=Z)  # centred in place: one block temporary
-        scatter += (Z.T @ Z).double()
+        Z = Z_buf[: len(X[start:start + rows])]
+        torch.index_select(means32, 0, y[start:start + rows], out=Z)
+        torch.sub(X[start:start + rows], Z, out=Z)  # centred in place, in one reused buffer
+        _add_gram_upper(Z, scatter, 0, D)
+    upper = torch.triu(scatter, diagonal=1)
+    scatter = torch.triu(scatter) + upper.T
     return means, counts, scatter
+
+
+def _add_gram_upper(Z: Any, out: Any, lo: int, hi: int, *, min_width: int = 256) -> None:
+    """out[lo:hi, lo:hi] += the upper triangle (block-wise) of Z[:, lo:hi]^T Z[:, lo:hi].
+
+    Halves recursively: the off-diagonal block is one product, the two diagonal blocks recurse
+    until ``min_width`` columns. At D = 1,024 that is 5/8 of the full product's work in seven
+    products; narrower blocks would lose more to slower small products than they save.
+    """
+    if hi - lo <= min_width:
+        out[lo:hi, lo:hi] += (Z[:, lo:hi].T @ Z[:, lo:hi]).double()
+        return
+    mid = (lo + hi) // 2
+    out[lo:mid, mid:hi] += (Z[:, lo:mid].T @ Z[:, mid:hi]).double()
+    _add_gram_upper(Z, out, lo, mid, min_width=min_width)
+    _add_gram_upper(Z, out, mid, hi, min_width=min_width)
 
 
 def covariance_estimate(
@@ -205,7 +226,7 @@ class GDAAdapter(ScoreClassifier):
         name = type(self).__name__
         head = resolve_zero_shot(self.zero_shot, classes=self.classes,
                                  logit_scale=self.logit_scale, device=self.device, owner=name)
-        views = as_views(X, dim=head.weights.shape[1])
+        views = as_views(X, dim=head.weights.shape[1], check_finite=False)  # sums checked below
         labels = encode_labels(y, head.classes, name)
         if len(labels) != len(views):
             raise InvalidParameterError(
@@ -219,6 +240,8 @@ class GDAAdapter(ScoreClassifier):
         yt = torch.as_tensor(np.repeat(labels, n_views), device=dev)
         with torch.inference_mode():
             means, counts, scatter = class_statistics(Xt, yt, C)
+            if not bool(torch.isfinite(means).all()):  # every row is in some class's sum
+                raise InvalidParameterError("X holds NaN or infinite values.")
             centred = None
             if self.shrinkage in ("ledoit_wolf", "oas"):
                 centred = Xt - means.float()[yt]
