@@ -69,16 +69,12 @@ def toy_fine_curves(toy_encoder, toy_suite):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="the shipped toy CLIP's image features separate ToyFine no better than its text head: "
-    "measured 16-shot means GDA 64.1, Tip 64.2 vs zero-shot 64.1, and a logistic regression on "
-    "all 32 train images per class reaches 63.2 (NCM 58.4); the searches rightly keep alpha small",
-)
 def test_sixteen_shot_gda_and_tip_beat_zero_shot_on_toy_fine(toy_fine_curves):
-    """The robust relation of the few-shot literature (CLIP features), on the fine toy set."""
+    """The robust relation of the few-shot literature, on the hazy fine toy set (off the toy
+    CLIP's training distribution). Measured, seeds 1-3: zero-shot 46.7, Tip 49.8 +- 2.3,
+    GDA 54.3 +- 1.4 (every seed's GDA beats zero-shot by more than 6 points)."""
     top1 = toy_fine_curves
-    assert top1[("GDA", 16)] > top1[("Zero-shot", 16)], top1
+    assert top1[("GDA", 16)] > top1[("Zero-shot", 16)] + 3.0, top1
     assert top1[("Tip-Adapter", 16)] > top1[("Zero-shot", 16)], top1
 
 

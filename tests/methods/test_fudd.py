@@ -151,18 +151,19 @@ def test_parameters_are_checked():
 
 
 def test_fudd_beats_the_class_name_alone_on_toy_fine(toy_encoder):
-    """Measured on the first 10 test images per class (480): name only 58.3, FuDD 62.7."""
+    """Measured on the 1,920 test images (ToyFine's tone curve is off the toy CLIP's training
+    distribution): name only 50.1, template 53.0, FuDD 52.7 (top-10 ceiling 99.9)."""
     from zsvl.eval.metrics import topk_accuracy
     from zsvl.methods.zeroshot import ZeroShotClassifier
     from zsvl.toy.suite import get_toy_dataset, render_split
 
     spec = get_toy_dataset("ToyFine")
-    images, y = render_split(spec, "test", per_class=10)  # the suite's PNGs, in memory
+    images, y = render_split(spec, "test")  # the suite's PNGs, in memory
     X = toy_encoder.encode_images(list(images)).embeddings
     name_only = ZeroShotClassifier(toy_encoder, spec.classnames, templates=["{}"]).fit()
     fudd = FuDDClassifier(toy_encoder, spec.classnames, descriptors="toy_fine_fudd", k=10).fit()
     acc_name = topk_accuracy(name_only.decision_function(X), y, 1)
     acc_fudd = topk_accuracy(fudd.decision_function(X), y, 1)
     ceiling = topk_accuracy(fudd.stage1_scores(X), y, 10)
-    assert acc_fudd > acc_name + 2.0, (acc_fudd, acc_name)
+    assert acc_fudd > acc_name + 1.5, (acc_fudd, acc_name)
     assert acc_fudd <= ceiling

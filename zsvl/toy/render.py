@@ -2,7 +2,8 @@
 
 A shape is a signed distance function in the object's own frame (unit radius); a pattern is a
 mask in [0, 1] that mixes the object colour with a contrasting ink; the background is a flat
-colour plus Gaussian pixel noise. :func:`render_image` is a pure function of ``(seed, index)``.
+colour plus Gaussian pixel noise; a scene's tone curve (gamma) applies before the noise.
+:func:`render_image` is a pure function of ``(seed, index)``.
 """
 
 from __future__ import annotations
@@ -169,6 +170,8 @@ def render_scene(scene: Scene, size: int | None = None) -> np.ndarray:
     img = np.empty((size, size, 3))
     img[...] = bg
     img[rows, cols] = bg + (obj - bg) * coverage
+    if scene.gamma != 1.0:
+        img = 255.0 * (img / 255.0) ** scene.gamma
     noise = np.random.default_rng(scene.noise_seed).normal(0.0, scene.noise, size=img.shape)
     return np.clip(np.rint(img + noise), 0, 255).astype(np.uint8)
 

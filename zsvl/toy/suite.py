@@ -5,7 +5,8 @@ Each dataset folder holds ``images/<split>/<class>/<n>.png``, ``classnames.txt``
 "test": [...]}``. ``<root>/captions/toy_captions.txt`` is the toy caption corpus. A
 ``manifest.json`` written last (atomically) marks a complete suite, so :func:`build_suite` is
 idempotent. Every image is a pure function of ``(seed, dataset, split, index)`` and is drawn from
-the same distribution as, but never equal to, the images the tiny CLIP was trained on.
+the same distribution as, but never equal to, the images the tiny CLIP was trained on, except
+for a dataset's style (ToyFine's tone curve, see :func:`zsvl.toy.world.dataset_style`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import logging
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from zsvl.toy.world import (
     ToyDatasetSpec,
     dataset_classes,
     dataset_nuisance,
+    dataset_style,
     load_world,
     sample_scene,
     scene_rng,
@@ -46,7 +49,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-GENERATOR_VERSION = "1"  # bump when the renderer, world.json or the layout changes the output
+GENERATOR_VERSION = "2"  # bump when the renderer, world.json or the layout changes the output
 SPLIT_SIZES = {"train": 32, "val": 8, "test": 40}  # images per class in each split
 CAPTION_LINES = 40_000  # lines of captions/toy_captions.txt
 MANIFEST = "manifest.json"
@@ -88,13 +91,13 @@ def split_scenes(
     stream = _FIRST_STREAM + 10 * position + _SPLIT_STREAM[split]
     total = SPLIT_SIZES[split]
     keep = total if per_class is None else min(per_class, total)
-    nuisance = dataset_nuisance(spec.name)
+    nuisance, style = dataset_nuisance(spec.name), dataset_style(spec.name)
     out = []
     for label, toy_class in enumerate(dataset_classes(spec.name)):
         fixed = {**nuisance, **toy_class.attributes}
         for j in range(keep):
             rng = scene_rng(seed, label * total + j, stream)
-            out.append((sample_scene(rng, **fixed), label))
+            out.append((replace(sample_scene(rng, **fixed), **style), label))
     return out
 
 

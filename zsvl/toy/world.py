@@ -30,6 +30,7 @@ __all__ = [
     "sample_scene",
     "dataset_classes",
     "dataset_nuisance",
+    "dataset_style",
     "class_attributes",
     "class_traits",
 ]
@@ -65,6 +66,7 @@ class Scene:
     phase: tuple[float, float]  # pattern offset, in periods
     noise: float  # std of the pixel noise (0-255 scale)
     noise_seed: int  # seed of the pixel noise and speckles
+    gamma: float = 1.0  # tone curve 255 (v / 255) ** gamma of the image (a dataset's style)
 
     @property
     def noisy(self) -> bool:
@@ -173,6 +175,17 @@ def dataset_classes(dataset: str) -> tuple[ToyClass, ...]:
 def dataset_nuisance(dataset: str) -> dict[str, list[str]]:
     """Restrictions on the attributes a dataset's classes leave free, e.g. ``{"size": [...]}``."""
     return {k: list(v) for k, v in _dataset_entry(dataset)["nuisance"].items()}
+
+
+def dataset_style(dataset: str) -> dict[str, float]:
+    """How a dataset's photos differ from the training pool's, e.g. ``{"gamma": 2.2}``.
+
+    The tiny CLIP never sees a styled image. ToyFine's camera has another tone curve (every
+    value v becomes 255 (v / 255) ** 2.2 before the sensor noise: darker, more contrasty
+    colours, as from a linear-light pipeline): like a real fine-grained set it lies off the
+    pretraining distribution, which is what the few-shot adapters of zsvl.methods correct.
+    """
+    return {k: float(v) for k, v in _dataset_entry(dataset).get("style", {}).items()}
 
 
 def class_attributes(dataset: str) -> dict[str, dict[str, str]]:
