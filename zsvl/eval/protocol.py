@@ -195,6 +195,22 @@ def _result(
     return SearchResult(best, float(scores[best_at]), scores, grid, mode, n, notes)
 
 
+def _tune(
+    make: Callable[[dict[str, Any]], Any],
+    count: Callable[[Callable[[dict[str, Any]], Any], Any, np.ndarray], np.ndarray],
+    grid: dict[str, np.ndarray],
+    shots: Any,
+    y: Any,
+    **search: Any,
+) -> tuple[Any, SearchResult]:
+    """Search ``grid`` (see :func:`_search`), then fit ``make(best)`` on all the shots."""
+    y = np.asarray(y)
+    counts, n, used, notes = _search(make, count, shots, y, **search)
+    result = _result(counts, n, grid, used, notes)
+    views, _ = _shot_arrays(shots)
+    return make(result.best).fit(views, y), result
+
+
 def tune_tip(
     zero_shot: Any,
     shots: Any,
@@ -228,20 +244,9 @@ def tune_tip(
     def count(fit: Callable[[dict[str, Any]], Any], X: Any, yy: np.ndarray) -> np.ndarray:
         return tip_grid_counts(fit({}), X, yy, betas=betas, alphas=alphas, gammas=gammas)
 
-    counts, n, used, notes = _search(
-        make,
-        count,
-        shots,
-        np.asarray(y),
-        val=val,
-        search_set=search_set,
-        mode=mode,
-        n_folds=n_folds,
-        seed=seed,
-    )
-    result = _result(counts, n, {"beta": betas, "alpha": alphas, "gamma": gammas}, used, notes)
-    views, _ = _shot_arrays(shots)
-    return make(result.best).fit(views, y), result
+    grid = {"beta": betas, "alpha": alphas, "gamma": gammas}
+    return _tune(make, count, grid, shots, y, val=val, search_set=search_set, mode=mode,
+                 n_folds=n_folds, seed=seed)
 
 
 def tune_gda(
@@ -266,7 +271,6 @@ def tune_gda(
 
     alphas = np.asarray(alphas, dtype=float)
     ridges = np.asarray(ridges, dtype=float)
-    views, _ = _shot_arrays(shots)
 
     def make(fixed: dict[str, Any]) -> Any:
         return GDAAdapter(zero_shot, **{**params, **fixed})
@@ -286,19 +290,9 @@ def tune_gda(
             )
         return np.stack(rows)
 
-    counts, n, used, notes = _search(
-        make,
-        count,
-        shots,
-        np.asarray(y),
-        val=val,
-        search_set=search_set,
-        mode=mode,
-        n_folds=n_folds,
-        seed=seed,
-    )
-    result = _result(counts, n, {"ridge": ridges, "alpha": alphas}, used, notes)
-    return make(result.best).fit(views, y), result
+    grid = {"ridge": ridges, "alpha": alphas}
+    return _tune(make, count, grid, shots, y, val=val, search_set=search_set, mode=mode,
+                 n_folds=n_folds, seed=seed)
 
 
 def tune_gda_em(

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from zsvl.arrays import as_embeddings
 from zsvl.errors import InvalidParameterError
 from zsvl.methods.adapter_base import (
     as_views,
@@ -39,7 +40,13 @@ from zsvl.methods.adapter_base import (
 from zsvl.methods.base import ScoreClassifier
 from zsvl.text.classes import ClassSet
 
-__all__ = ["GDAAdapter", "class_statistics", "covariance_estimate", "gaussian_head"]
+__all__ = [
+    "GDAAdapter",
+    "GaussianHeadScores",
+    "class_statistics",
+    "covariance_estimate",
+    "gaussian_head",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -158,7 +165,53 @@ def gaussian_head(
     return W, b
 
 
-class GDAAdapter(ScoreClassifier):
+class GaussianHeadScores:
+    """Scores of a fitted linear Gaussian head beside the zero-shot head (GDA and GDA-EM).
+
+    Needs ``coef_`` (C, D), ``intercept_`` (C,), ``text_weights_`` (C, D), ``logit_scale_``,
+    ``device_`` and the ``alpha`` parameter.
+    """
+
+    def _torch(self, X: Any) -> Any:
+        import torch
+
+        self._check_fitted()
+        X = as_embeddings(X, dim=self.coef_.shape[1])
+        return torch.as_tensor(X, device=self.device_)
+
+    def gda_logits(self, X: Any) -> np.ndarray:
+        """The GDA term x W + b, shape (n_samples, n_classes)."""
+        import torch
+
+        Xt = self._torch(X)
+        with torch.inference_mode():
+            W = torch.as_tensor(self.coef_, device=self.device_)
+            b = torch.as_tensor(self.intercept_, device=self.device_)
+            return torch.addmm(b, Xt, W.T).cpu().numpy()
+
+    def zero_shot_logits(self, X: Any) -> np.ndarray:
+        """logit_scale * X T^T, shape (n_samples, n_classes)."""
+        import torch
+
+        Xt = self._torch(X)
+        with torch.inference_mode():
+            T = torch.as_tensor(self.text_weights_, device=self.device_)
+            return (Xt @ T.T).mul_(self.logit_scale_).cpu().numpy()
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """(logit_scale x T^T + alpha (x W + b)) / logit_scale, shape (n_samples, n_classes)."""
+        import torch
+
+        Xt = self._torch(X)
+        with torch.inference_mode():
+            T = torch.as_tensor(self.text_weights_, device=self.device_)
+            W = torch.as_tensor(self.coef_, device=self.device_)
+            b = torch.as_tensor(self.intercept_, device=self.device_)
+            a = float(self.alpha) / self.logit_scale_
+            return torch.addmm(a * b, Xt, (T + a * W).T).cpu().numpy()
+
+
+class GDAAdapter(GaussianHeadScores, ScoreClassifier):
     """GDA: a shared-covariance Gaussian model of the shot features added to zero-shot logits.
 
     Parameters
@@ -295,44 +348,3 @@ class GDAAdapter(ScoreClassifier):
                     f"'counts' or {C} positive weights. Got {self.priors!r}."
                 )
         return torch.log(weights / weights.sum())
-
-    # -- logits ---------------------------------------------------------------------------
-    def _torch(self, X: Any) -> Any:
-        import torch
-
-        from zsvl.arrays import as_embeddings
-
-        self._check_fitted()
-        X = as_embeddings(X, dim=self.coef_.shape[1])
-        return torch.as_tensor(X, device=self.device_)
-
-    def gda_logits(self, X: Any) -> np.ndarray:
-        """The GDA term x W + b, shape (n_samples, n_classes)."""
-        import torch
-
-        Xt = self._torch(X)
-        with torch.inference_mode():
-            W = torch.as_tensor(self.coef_, device=self.device_)
-            b = torch.as_tensor(self.intercept_, device=self.device_)
-            return torch.addmm(b, Xt, W.T).cpu().numpy()
-
-    def zero_shot_logits(self, X: Any) -> np.ndarray:
-        """logit_scale * X T^T, shape (n_samples, n_classes)."""
-        import torch
-
-        Xt = self._torch(X)
-        with torch.inference_mode():
-            T = torch.as_tensor(self.text_weights_, device=self.device_)
-            return (Xt @ T.T).mul_(self.logit_scale_).cpu().numpy()
-
-    def decision_function(self, X: Any) -> np.ndarray:
-        """(logit_scale x T^T + alpha (x W + b)) / logit_scale, shape (n_samples, n_classes)."""
-        import torch
-
-        Xt = self._torch(X)
-        with torch.inference_mode():
-            T = torch.as_tensor(self.text_weights_, device=self.device_)
-            W = torch.as_tensor(self.coef_, device=self.device_)
-            b = torch.as_tensor(self.intercept_, device=self.device_)
-            a = float(self.alpha) / self.logit_scale_
-            return torch.addmm(a * b, Xt, (T + a * W).T).cpu().numpy()

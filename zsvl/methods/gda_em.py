@@ -25,7 +25,7 @@ import numpy as np
 from zsvl.arrays import as_embeddings
 from zsvl.methods.adapter_base import check_choice, check_number, resolve_zero_shot
 from zsvl.methods.base import ScoreClassifier
-from zsvl.methods.gda import covariance_estimate, gaussian_head
+from zsvl.methods.gda import GaussianHeadScores, covariance_estimate, gaussian_head
 from zsvl.text.classes import ClassSet
 
 __all__ = ["GDAEMAdapter"]
@@ -33,7 +33,7 @@ __all__ = ["GDAEMAdapter"]
 logger = logging.getLogger(__name__)
 
 
-class GDAEMAdapter(ScoreClassifier):
+class GDAEMAdapter(GaussianHeadScores, ScoreClassifier):
     """GDA fitted without labels by EM on unlabelled features (transductive).
 
     Parameters
@@ -142,34 +142,3 @@ class GDAEMAdapter(ScoreClassifier):
         else:
             log_pi = torch.full_like(mass, -np.log(len(mass)))
         return means, cov, log_pi
-
-    def _torch(self, X: Any) -> Any:
-        import torch
-
-        self._check_fitted()
-        X = as_embeddings(X, dim=self.coef_.shape[1])
-        return torch.as_tensor(X, device=self.device_)
-
-    def gda_logits(self, X: Any) -> np.ndarray:
-        """The mixture's log-posterior terms x W + b, shape (n_samples, n_classes)."""
-        import torch
-
-        Xt = self._torch(X)
-        with torch.inference_mode():
-            W = torch.as_tensor(self.coef_, device=self.device_)
-            b = torch.as_tensor(self.intercept_, device=self.device_)
-            return torch.addmm(b, Xt, W.T).cpu().numpy()
-
-    def zero_shot_logits(self, X: Any) -> np.ndarray:
-        """logit_scale * X T^T, shape (n_samples, n_classes)."""
-        import torch
-
-        Xt = self._torch(X)
-        with torch.inference_mode():
-            T = torch.as_tensor(self.text_weights_, device=self.device_)
-            return (Xt @ T.T).mul_(self.logit_scale_).cpu().numpy()
-
-    def decision_function(self, X: Any) -> np.ndarray:
-        """(logit_scale x T^T + alpha (x W + b)) / logit_scale, shape (n_samples, n_classes)."""
-        logits = self.zero_shot_logits(X) + float(self.alpha) * self.gda_logits(X)
-        return logits / self.logit_scale_

@@ -1,7 +1,7 @@
 """The tiny CLIP of the toy world: its open_clip config, its shipped checkpoint, and a loader.
 
-The model is a standard open_clip ``CLIP`` (ViT image tower, causal text transformer with argmax
-pooling, the CLIP BPE tokenizer with context length 77). It loads through the same code path as
+The model is a standard open_clip ``CLIP`` (a small ModifiedResNet image tower, a causal text
+transformer with argmax pooling, the CLIP BPE tokenizer with context length 77). It loads through the same code path as
 any open_clip model once the config is registered::
 
     register_toy_config()
