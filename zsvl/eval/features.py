@@ -12,12 +12,12 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from zsvl._atomic import atomic_path
 from zsvl.data.splits import Split
 from zsvl.models.base import Encoder, ImageFailure
 from zsvl.paths import zsvl_home
@@ -126,14 +126,5 @@ def _write(path: Path, feats: SplitFeatures, digest: str, fingerprint: str) -> N
         "paths": feats.paths,
         "failures": [f.__dict__ for f in feats.failures],
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, X=feats.X, y=feats.y, meta=np.asarray(json.dumps(meta)))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, tmp.open("wb") as fh:
+        np.savez(fh, X=feats.X, y=feats.y, meta=np.asarray(json.dumps(meta)))

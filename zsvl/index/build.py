@@ -9,7 +9,6 @@ given the shards and ``seed``, so a resumed build produces the same index as an 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -18,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from zsvl._atomic import atomic_path
 from zsvl._version import __version__
 from zsvl.data.captions import CaptionCorpus
 from zsvl.errors import IndexFormatError, IndexMismatchError, InvalidParameterError
@@ -295,9 +295,8 @@ def _write_outputs(out: Path, index: Any, shards: ShardSet, state: dict[str, Any
     import faiss
 
     index_path = out / storage.INDEX_FILE
-    tmp = out / f".{storage.INDEX_FILE}.{os.getpid()}.tmp"
-    faiss.write_index(index, str(tmp))
-    os.replace(tmp, index_path)
+    with atomic_path(index_path) as tmp:
+        faiss.write_index(index, str(tmp))
     _merge_metadata(out, shards)
     files = {name: storage.file_entry(out / name)
              for name in (storage.INDEX_FILE, storage.METADATA_FILE)}
@@ -325,23 +324,17 @@ def _merge_metadata(out: Path, shards: ShardSet) -> None:
     """Concatenate the per-shard metadata files into one Parquet file (streamed, atomic)."""
     import pyarrow.parquet as pq
 
-    path = out / storage.METADATA_FILE
-    tmp = out / f".{storage.METADATA_FILE}.{os.getpid()}.tmp"
     writer = None
-    try:
-        for info in shards.shards:
-            meta = shards.folder / f"meta-{info.index:05d}.parquet"
-            if not meta.is_file():
-                raise IndexFormatError(f"{meta} is missing; the shard is incomplete. Rebuild.")
-            table = pq.read_table(meta)
-            if writer is None:
-                writer = pq.ParquetWriter(tmp, table.schema)
-            writer.write_table(table, row_group_size=65536)
-        if writer is not None:
-            writer.close()
-            writer = None
-        os.replace(tmp, path)
-    finally:
-        if writer is not None:
-            writer.close()
-        tmp.unlink(missing_ok=True)
+    with atomic_path(out / storage.METADATA_FILE) as tmp:
+        try:
+            for info in shards.shards:
+                meta = shards.folder / f"meta-{info.index:05d}.parquet"
+                if not meta.is_file():
+                    raise IndexFormatError(f"{meta} is missing; the shard is incomplete. Rebuild.")
+                table = pq.read_table(meta)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table, row_group_size=65536)
+        finally:
+            if writer is not None:
+                writer.close()

@@ -16,13 +16,12 @@ Files in the wild (CBD/CuPL ``{class: [...]}``, FuDD ``{"i_j": {...}}``) are rea
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from zsvl._atomic import atomic_write_text
 from zsvl.errors import InvalidParameterError
 from zsvl.text.classes import ClassSet, as_classset
 
@@ -194,23 +193,7 @@ class DescriptorSet:
 
     def save(self, path: str | Path) -> Path:
         """Write the zsvl JSON schema atomically; returns the path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        text = _format(self.to_dict())
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return atomic_write_text(path, _format(self.to_dict()))
 
     @classmethod
     def load(cls, path: str | Path) -> DescriptorSet:

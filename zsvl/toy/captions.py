@@ -9,12 +9,12 @@ texture.") so that zero-shot classification from class names works.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from zsvl._atomic import atomic_path
 from zsvl.toy.world import ATTRIBUTES, Scene, sample_scene, vocabulary
 
 __all__ = [
@@ -157,13 +157,6 @@ def caption_corpus(n: int, seed: int = 0) -> Iterator[str]:
 
 def write_caption_corpus(path: Path | str, n: int = 50_000, seed: int = 0) -> Path:
     """Write ``n`` captions to ``path``, one per line (atomically); returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8") as f:
-            f.writelines(caption + "\n" for caption in caption_corpus(n, seed))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as f:
+        f.writelines(caption + "\n" for caption in caption_corpus(n, seed))
+    return Path(path)
