@@ -119,3 +119,22 @@ def test_default_root_lives_under_zsvl_home(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setenv("ZSVL_HOME", str(tmp_path))
     root = default_suite_root()
     assert root.parent == tmp_path / "toy-suite" and root.name.startswith("v")
+
+
+def test_toy_fine_has_its_own_tone_curve_and_the_others_none():
+    from dataclasses import replace
+
+    from zsvl.toy.render import render_scene
+    from zsvl.toy.world import dataset_style
+
+    assert dataset_style("ToyFine") == {"gamma": 2.2}
+    assert dataset_style("ToyShapes") == {} and dataset_style("ToyTextures") == {}
+    assert sample_scene(scene_rng(0, 0, TRAIN_STREAM)).gamma == 1.0  # the CLIP's training pool
+    fine = [scene for scene, _ in split_scenes(get_toy_dataset("ToyFine"), "val", per_class=1)]
+    assert {scene.gamma for scene in fine} == {2.2}
+    for scene in fine[:5]:
+        plain = replace(scene, gamma=1.0, noise=0.0)
+        styled = replace(scene, noise=0.0)
+        expected = 255.0 * (render_scene(plain).astype(float) / 255.0) ** 2.2
+        # rounding: 0.5 before the curve (slope <= 2.2) and 0.5 after it
+        assert np.abs(render_scene(styled) - expected).max() <= 0.5 * 2.2 + 0.5
