@@ -125,7 +125,7 @@ def rescore_topk(
         return scores, found
     others = np.array([[j for j in range(k) if j != i] for i in range(k)])  # (k, k - 1)
     # Images with the same top-1 class share most pair rows: visiting them together keeps those
-    # rows in cache (about 2x on 10,000 images); results go back to the input order.
+    # rows in cache (65 -> 51 ms on 10,000 random-order images); results return to input order.
     order = np.argsort(topk[:, 0], kind="stable")
     with torch.inference_mode():
         sums = torch.as_tensor(table.sums, device=device)

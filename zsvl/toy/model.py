@@ -1,8 +1,8 @@
 """The tiny CLIP of the toy world: its open_clip config, its shipped checkpoint, and a loader.
 
 The model is a standard open_clip ``CLIP`` (a small ModifiedResNet image tower, a causal text
-transformer with argmax pooling, the CLIP BPE tokenizer with context length 77). It loads through the same code path as
-any open_clip model once the config is registered::
+transformer with argmax pooling, the CLIP BPE tokenizer with context length 77). It loads through
+the same code path as any open_clip model once the config is registered::
 
     register_toy_config()
     model = open_clip.create_model(TOY_MODEL_NAME, pretrained=str(toy_checkpoint_path()))
