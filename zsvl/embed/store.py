@@ -33,7 +33,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -356,24 +356,22 @@ class EmbeddingStore:
         return rows
 
     @staticmethod
-    def _insert(conn: sqlite3.Connection, rows: list[tuple[str, bytes, bytes]]) -> None:
+    def _transaction(conn: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        """``executemany(sql, rows)`` in one write transaction, rolled back on any error."""
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, ?)", rows)
+            conn.executemany(sql, rows)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
 
-    @staticmethod
-    def _delete(conn: sqlite3.Connection, bad: list[tuple[str, bytes]]) -> None:
+    @classmethod
+    def _insert(cls, conn: sqlite3.Connection, rows: list[tuple[str, bytes, bytes]]) -> None:
+        cls._transaction(conn, "INSERT OR REPLACE INTO entries VALUES (?, ?, ?)", rows)
+
+    @classmethod
+    def _delete(cls, conn: sqlite3.Connection, bad: list[tuple[str, bytes]]) -> None:
         """Delete rows that failed their checksum, unless another process already rewrote them."""
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.executemany("DELETE FROM entries WHERE key = ? AND checksum = ?", bad)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+        cls._transaction(conn, "DELETE FROM entries WHERE key = ? AND checksum = ?", bad)
