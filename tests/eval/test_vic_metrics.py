@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -9,6 +11,7 @@ from zsvl.errors import InvalidParameterError
 from zsvl.eval.vic_metrics import (
     cluster_accuracy,
     semantic_iou,
+    semantic_iou_lemmatised,
     semantic_similarity,
     sentence_model_available,
     vic_metrics,
@@ -43,11 +46,48 @@ def test_cluster_accuracy_matches_brute_force_over_matchings() -> None:
     assert cluster_accuracy(pred, labels) == pytest.approx(100 * best / 30)
 
 
-def test_semantic_iou_on_words() -> None:
-    names = ["red striped circle", "star"]
-    assert semantic_iou(["red circle", "stars"], [0, 1], names) == pytest.approx(
+def _vic_sentence_iou(values: list[str], targets: list[str]) -> float:
+    """vic's SentenceIOU.update/compute, re-written here: keep [alnum or ' '], lower, split."""
+    ious = []
+    for value, target in zip(values, targets, strict=True):
+        v = set(re.sub(r"[^\w ]|_", "", value, flags=re.UNICODE).lower().split())
+        t = set(re.sub(r"[^\w ]|_", "", target, flags=re.UNICODE).lower().split())
+        ious.append(len(v & t) / len(v | t))
+    return 100 * float(np.mean(ious))
+
+
+def test_semantic_iou_is_vics_published_definition() -> None:
+    names = ["wolf", "T-shirt", "red striped circle", "star", "Boeing 737-200", "sea_lion"]
+    cases = [("wolves", 0, 0.0), ("tshirt", 1, 100.0), ("wolf", 0, 100.0), ("t shirt", 1, 0.0),
+             ("red circle", 2, 100 * 2 / 3), ("stars", 3, 0.0), ("boeing 737200", 4, 100.0),
+             ("sealion", 5, 100.0), ("Red, Striped!", 2, 100 * 2 / 3)]
+    for pred, y, expected in cases:
+        assert semantic_iou([pred], [y], names) == pytest.approx(expected), pred
+    preds = [p for p, _, _ in cases]
+    labels = [y for _, y, _ in cases]
+    assert semantic_iou(preds, labels, names) == pytest.approx(
+        _vic_sentence_iou(preds, [names[y] for y in labels]))
+    # random strings with punctuation, digits, capitals and underscores
+    rng = np.random.default_rng(0)
+    alphabet = list("abcAB1 -_'.")
+    rand = ["".join(rng.choice(alphabet, size=rng.integers(3, 12))) + "x" for _ in range(300)]
+    pred, true = rand[:150], rand[150:]
+    assert semantic_iou(pred, list(range(150)), true) == pytest.approx(
+        _vic_sentence_iou(pred, true))
+
+
+def test_lemmatised_iou_is_a_separate_switch() -> None:
+    names = ["wolf", "T-shirt", "red striped circle", "star"]
+    assert semantic_iou_lemmatised(["wolves"], [0], names) == 100.0
+    assert semantic_iou(["wolves"], [0], names, words="lemmatised") == 100.0
+    assert semantic_iou_lemmatised(["tshirt"], [1], names) == 0.0  # inner hyphen kept
+    assert semantic_iou_lemmatised(["red circle", "stars"], [2, 3], names) == pytest.approx(
         100 * (2 / 3 + 1) / 2)
-    assert semantic_iou(["dog"], [1], names) == 0.0
+    assert semantic_iou(["dog"], [3], names) == 0.0
+    out = vic_metrics(["wolves"], [0], names, similarity=False)
+    assert (out["semantic_iou"], out["semantic_iou_lemmatised"]) == (0.0, 100.0)
+    with pytest.raises(InvalidParameterError, match="words must be one of"):
+        semantic_iou(["a"], [0], ["a"], words="stems")
 
 
 class _Fake:

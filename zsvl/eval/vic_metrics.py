@@ -4,8 +4,11 @@ All take the predicted names and the true labels with their class names, and ret
 
 - Cluster accuracy: images are clustered by their predicted name; clusters are matched one-to-one
   to true classes with the Hungarian algorithm to maximise agreement.
-- Semantic IoU: per image, |words(pred) & words(true)| / |words(pred) | words(true)| on lower-cased,
-  singularised words.
+- Semantic IoU: per image, |words(pred) & words(true)| / |words(pred) | words(true)|. The default
+  is vic's published definition (``SentenceIOU``): lower-case, delete every character that is not
+  alphanumeric or a space, split on spaces; no singularising ("wolf" vs "wolves" scores 0,
+  "tshirt" vs "T-shirt" 100). ``semantic_iou_lemmatised`` is zsvl's variant on singularised,
+  digit-free words ("wolf" vs "wolves" 100); it is not comparable with published tables.
 - Semantic similarity: per image, the cosine between all-MiniLM-L6-v2 sentence embeddings of the
   predicted and true names (the model from the ``metrics`` extra, loaded offline).
 """
@@ -24,6 +27,9 @@ from zsvl.errors import InvalidParameterError, ZsvlError
 __all__ = [
     "cluster_accuracy",
     "semantic_iou",
+    "semantic_iou_lemmatised",
+    "IOU_WORDS",
+    "vic_words",
     "semantic_similarity",
     "vic_metrics",
     "load_sentence_model",
@@ -57,26 +63,49 @@ def cluster_accuracy(pred: Sequence[str], labels: Any) -> float:
     return float(100.0 * counts[rows, cols].sum() / len(labels))
 
 
-def _words(name: str) -> set[str]:
+IOU_WORDS = ("vic", "lemmatised")  # the word rules of semantic_iou
+
+
+def vic_words(name: str) -> set[str]:
+    """vic's word set: lower-cased, characters other than alphanumerics and spaces deleted."""
+    return set("".join(ch for ch in name if ch.isalnum() or ch == " ").lower().split())
+
+
+def lemmatised_words(name: str) -> set[str]:
+    """zsvl's variant: caption tokens (digits and punctuation dropped), singularised."""
     from zsvl.text.candidates import singularize, tokenize
 
     return {singularize(w) for w in tokenize(name)}
 
 
-def semantic_iou(pred: Sequence[str], labels: Any, class_names: Sequence[str]) -> float:
-    """Mean word-set IoU between each prediction and its true class name, in percent."""
+def semantic_iou(
+    pred: Sequence[str], labels: Any, class_names: Sequence[str], *, words: str = "vic"
+) -> float:
+    """Mean word-set IoU between each prediction and its true class name, in percent.
+
+    words : "vic" (the published definition, default) or "lemmatised" (zsvl's variant). An image
+        whose two word sets are both empty scores 0 (vic divides 0 by 0).
+    """
+    if words not in IOU_WORDS:
+        raise InvalidParameterError(f"words must be one of {IOU_WORDS}. Got {words!r}.")
+    split = vic_words if words == "vic" else lemmatised_words
     labels = _check(pred, labels)
     if len(labels) == 0:
         return float("nan")
-    true_words = [_words(n) for n in class_names]
+    true_words = [split(n) for n in class_names]
     cache: dict[str, set[str]] = {}
     total = 0.0
     for p, y in zip(pred, labels, strict=True):
-        pw = cache.setdefault(p, _words(p))
+        pw = cache.setdefault(p, split(p))
         tw = true_words[y]
         union = pw | tw
         total += len(pw & tw) / len(union) if union else 0.0
     return float(100.0 * total / len(labels))
+
+
+def semantic_iou_lemmatised(pred: Sequence[str], labels: Any, class_names: Sequence[str]) -> float:
+    """:func:`semantic_iou` on singularised words (zsvl's variant; not the published metric)."""
+    return semantic_iou(pred, labels, class_names, words="lemmatised")
 
 
 def sentence_model_available() -> bool:
@@ -136,6 +165,8 @@ def vic_metrics(
 ) -> dict[str, Any]:
     """The three metrics as a flat dict; primary metric "cluster_accuracy".
 
+    "semantic_iou" is vic's published definition; "semantic_iou_lemmatised" is zsvl's variant.
+
     similarity : compute semantic similarity (None: when the metrics extra is installed; when it
     is not, the value is None and a note says why).
     """
@@ -143,6 +174,7 @@ def vic_metrics(
         "primary": "cluster_accuracy",
         "cluster_accuracy": cluster_accuracy(pred, labels),
         "semantic_iou": semantic_iou(pred, labels, class_names),
+        "semantic_iou_lemmatised": semantic_iou_lemmatised(pred, labels, class_names),
     }
     if similarity is None:
         similarity = model is not None or sentence_model_available()
