@@ -1,90 +1,163 @@
-"""CBD sentence building with the reference code's defects fixed.
+"""CBD sentence building: the reference's sentences, or the same with its defects fixed.
 
-``"{c}, {which} {d}."`` becomes "hummingbird, which has a long thin beak." The ``{which}`` rule
-looks at the descriptor's first *word* ("which is" before an article, "which" before a verb,
-"which has" otherwise); the reference looked at its first *letter*, so "antennae" became "which is
-antennae". Descriptors are cleaned first (bullets, "It is ..." openers, trailing periods), and a
-sentence that would run past the text context is cut inside the descriptor, never inside the
-class name.
+``"{c}, {which} {d}."`` becomes "hummingbird, which has a long thin beak." Two styles:
+
+- ``"reference"`` reproduces classify_by_description_release (``make_descriptor_sentence`` and
+  ``load_gpt_descriptions``) character for character: the descriptor is used as given, and the
+  clause is chosen by the descriptor's first *letters* (``str.startswith``): "which is" for
+  anything starting with "a" (so "antennae" becomes "which is antennae"), "which" before
+  "has"/"often"/"typically"/"may"/"can" (also "canvas", "mayfly"), "which is" before "used",
+  "which has" otherwise. The reference ends the text with "." on ImageNet only
+  (:data:`CBD_TEMPLATE`) and with nothing elsewhere (:data:`CBD_REFERENCE_TEMPLATE`); a class
+  without descriptors gets the one descriptor "" ("tench, which has ").
+- ``"default"`` applies the same word lists to the descriptor's first *word* (lower-cased), and
+  cleans the descriptor without dropping content: whitespace, bullets, quotes and trailing
+  periods go; a pronoun opener ("It is a seabird.", "They have long legs") becomes the clause
+  itself ("which is a seabird", "which has long legs": lemminflect puts the verb in the third
+  person singular); noun subjects are kept ("the bands are of different widths" stays whole).
+  A text that would run past CLIP's context is cut inside the descriptor, never in the class name.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 
 from zsvl.errors import InvalidParameterError
 
 __all__ = [
     "CBD_TEMPLATE",
+    "CBD_REFERENCE_TEMPLATE",
     "WAFFLE_TEMPLATE",
     "CONCEPT_PREFIX",
+    "SENTENCE_STYLES",
     "clean_descriptor",
     "which_clause",
+    "reference_which_clause",
     "descriptor_sentence",
     "build_sentences",
     "approx_tokens",
 ]
 
-CBD_TEMPLATE = "{c}, {which} {d}."  # Menon and Vondrick
-WAFFLE_TEMPLATE = "A photo of a {c}, which has {d}."  # Roth et al.
+CBD_TEMPLATE = "{c}, {which} {d}."  # Menon and Vondrick (ImageNet); zsvl's default everywhere
+CBD_REFERENCE_TEMPLATE = "{c}, {which} {d}"  # the reference on every dataset but ImageNet
+WAFFLE_TEMPLATE = "A photo of a {c}, {which} {d}."  # Roth et al. (their default label texts)
 CONCEPT_PREFIX = "A photo of a {concept}: "  # WaffleCLIP's high-level concept
 CONTEXT_TOKENS = 75  # CLIP's 77 minus the start and end tokens
+SENTENCE_STYLES = ("default", "reference")
 
-_OPENER = re.compile(
-    r"^(?:it|they|this|these|the \w+|this \w+)\s+(?P<verb>is|are|has|have|was|were|can be|"
-    r"may be|will be|would be|tends to be)\s+", re.I,
-)
-_ITS = re.compile(r"^(?:it's|they're|there is|there are)\s+", re.I)
+# the reference's word lists, in its order of precedence
+_IS_WORDS = ("a", "an")
+_BARE_WORDS = ("has", "often", "typically", "may", "can")
+_USED_WORDS = ("used",)
+
 _BULLET = re.compile(r"^\s*(?:[-*•–—+]|\d{1,3}[.)])\s+")
-_ARTICLE = {"a", "an", "one"}
-_VERB = {
-    "has", "have", "is", "are", "often", "typically", "usually", "may", "can", "sometimes",
-    "generally", "tends", "looks", "resembles", "consists", "contains", "appears", "lives",
-    "grows", "features", "shows", "comes", "includes", "points", "stands",
-}
-_PARTICIPLE = {
-    "used", "made", "found", "located", "covered", "shaped", "known", "seen", "attached",
-    "mounted", "painted", "coloured", "colored", "filled", "surrounded", "decorated", "taller",
-    "larger", "smaller", "wider", "longer", "shorter", "darker", "lighter", "brighter",
-}
+_PRONOUN = re.compile(r"^(?:it|they|he|she)\s+(?:(?P<adv>[a-z]+ly|often)\s+)?(?P<verb>[a-z]+)\b\s*",
+                      re.I)
+_CONTRACTION = re.compile(r"^(?:it's|it’s|they're|they’re)\s+", re.I)
+_MODALS = frozenset("can could may might must shall should will would".split())
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
 
+@lru_cache(maxsize=4096)
+def _third_person(verb: str) -> str | None:
+    """The third person singular of ``verb`` ("have" -> "has", "are" -> "is"), or None when the
+    word is not a verb (lemminflect's lexicon)."""
+    from lemminflect import getAllLemmas, getInflection
+
+    word = verb.lower()
+    if word in _MODALS:
+        return word
+    lemmas = getAllLemmas(word).get("VERB") or getAllLemmas(word).get("AUX")
+    if not lemmas:
+        return None
+    forms = getInflection(lemmas[0], tag="VBZ")
+    if word in ("was", "were"):
+        return "was"
+    return forms[0] if forms else word
+
+
+def _pronoun_clause(text: str) -> str | None:
+    """"is a seabird" for "It is a seabird" (the pronoun is the class itself); else None."""
+    m = _CONTRACTION.match(text)
+    if m:
+        return "is " + text[m.end():]
+    m = _PRONOUN.match(text)
+    if m:
+        verb = _third_person(m["verb"])
+        if verb is not None:
+            adverb = f"{m['adv']} " if m["adv"] else ""
+            return f"{adverb}{verb} {text[m.end():]}".strip()
+    return None
+
+
 def clean_descriptor(text: str) -> str:
-    """Strip bullets, sentence openers ("It is", "They have", "The bird has"), quotes, trailing
-    periods and extra spaces; lower-case the first letter unless the word is an acronym."""
+    """Strip whitespace, bullets, quotes and trailing periods; turn a pronoun opener into its verb
+    ("It is a seabird." -> "a seabird", "They have long legs" -> "has long legs"); lower-case
+    the first letter unless the word is an acronym. Nothing else is dropped."""
     text = _BULLET.sub("", " ".join(str(text).split())).strip().strip("\"'`“”").strip()
-    text = _ITS.sub(lambda m: "is " if m[0].lower().startswith(("it", "they")) else "", text)
-    text = _OPENER.sub(_opener_verb, text).rstrip(" .;,!").strip()
-    if text.lower().startswith(("is a ", "is an ", "is the ")):
+    text = text.rstrip(" .;,!").strip()
+    text = _pronoun_clause(text) or text
+    if text.lower().startswith(("is a ", "is an ")):  # "which is" comes back from the article
         text = text[3:]
     if len(text) > 1 and text[0].isupper() and not text[1].isupper():
         text = text[0].lower() + text[1:]
     return text
 
 
-def _opener_verb(m: re.Match[str]) -> str:
-    """What is left of "It has"/"They are": the verb when it says something ("has", "is")."""
-    verb = m["verb"].lower()
-    if verb in ("has", "have"):
-        return "has "
-    if verb in ("is", "are", "was", "were"):
-        return "is "
-    return f"{verb} "  # "can be", "may be", "tends to be"
+def reference_which_clause(descriptor: str) -> str:
+    """The reference's clause, chosen by the first letters of ``descriptor`` as given."""
+    if descriptor.startswith(_IS_WORDS):
+        return "which is"
+    if descriptor.startswith(_BARE_WORDS):
+        return "which"
+    if descriptor.startswith(_USED_WORDS):
+        return "which is"
+    return "which has"
+
+
+@lru_cache(maxsize=8192)
+def _verb_form(word: str) -> str | None:
+    """"VBZ" ("has", "resembles"), "VBN" ("made", "covered") or "VB" for a word that lemminflect
+    knows only as a verb (no noun, adjective or adverb reading); None otherwise."""
+    from lemminflect import getAllLemmas, getInflection
+
+    readings = getAllLemmas(word)
+    verbs = readings.get("VERB") or readings.get("AUX")
+    if not verbs or set(readings) - {"VERB", "AUX"}:
+        return None
+    if word in getInflection(verbs[0], tag="VBZ") or word in ("is", "was"):
+        return "VBZ"
+    if word in getInflection(verbs[0], tag="VBN"):
+        return "VBN"
+    return "VB"
+
+
+def _only_adverb(word: str) -> bool:
+    from lemminflect import getAllLemmas
+
+    return set(getAllLemmas(word)) == {"ADV"}
 
 
 def which_clause(descriptor: str) -> str:
-    """"which is", "which" or "which has", chosen by the descriptor's first word."""
-    words = descriptor.split()
-    first = words[0].lower().strip(",;:") if words else ""
-    if first in _ARTICLE or first in _PARTICIPLE:
+    """The reference's word lists on the first *word*: "which is" before "a"/"an"/"used",
+    "which" before "has"/"often"/"typically"/"may"/"can", "which has" otherwise. A first word
+    that lemminflect knows only as a verb (or an adverb followed by one) also gets "which"
+    ("is a seabird", "resembles a cat", "usually has stripes"), or "which is" for a past
+    participle ("made of wood")."""
+    words = [w.lower().strip(",;:") for w in descriptor.split()[:2]]
+    first = words[0] if words else ""
+    if first in _IS_WORDS or first in _USED_WORDS:
         return "which is"
-    if first in _VERB:
+    if first in _BARE_WORDS or first in _MODALS:
         return "which"
-    if re.search(r"\bin colou?r$", descriptor, re.I):
+    form = _verb_form(first) if first.isalpha() else None
+    if form is None and len(words) > 1 and _only_adverb(first) and words[1].isalpha():
+        form = "VB" if (words[1] in _MODALS or _verb_form(words[1]) is not None) else None
+    if form == "VBN":
         return "which is"
-    return "which has"
+    return "which" if form else "which has"
 
 
 def approx_tokens(text: str) -> int:
@@ -92,17 +165,24 @@ def approx_tokens(text: str) -> int:
     return len(_TOKEN.findall(text))
 
 
+def _check_style(style: str) -> None:
+    if style not in SENTENCE_STYLES:
+        raise InvalidParameterError(f"style must be one of {SENTENCE_STYLES}. Got {style!r}.")
+
+
 def descriptor_sentence(
     classname: str, descriptor: str, *, template: str = CBD_TEMPLATE, concept: str | None = None,
-    max_tokens: int = CONTEXT_TOKENS,
+    max_tokens: int = CONTEXT_TOKENS, style: str = "default",
 ) -> str:
     """One text for CLIP from a class name and a descriptor.
 
-    template : may use ``{c}`` (class name, underscores as spaces), ``{d}`` (cleaned descriptor),
-        ``{which}`` (see :func:`which_clause`) and ``{concept}``. With ``concept`` and no
-        ``{concept}`` in the template, :data:`CONCEPT_PREFIX` is put in front.
-    max_tokens : descriptors are cut word by word until the text fits (approximately).
+    template : may use ``{c}`` (class name, underscores as spaces), ``{d}`` (the descriptor),
+        ``{which}`` and ``{concept}``. With ``concept`` and no ``{concept}`` in the template,
+        :data:`CONCEPT_PREFIX` is put in front.
+    style : "default" (cleaned descriptor, :func:`which_clause`, cut to ``max_tokens``) or
+        "reference" (descriptor as given, :func:`reference_which_clause`, never cut).
     """
+    _check_style(style)
     if "{d}" not in template and "{c}" not in template:
         raise InvalidParameterError(
             f"A descriptor template needs '{{d}}' and/or '{{c}}'. Got {template!r}."
@@ -111,31 +191,46 @@ def descriptor_sentence(
         template = CONCEPT_PREFIX + template
     if "{concept}" in template and not concept:
         raise InvalidParameterError(f"Template {template!r} uses {{concept}}; pass concept=...")
-    name = classname.replace("_", " ").strip()
+    name = classname.replace("_", " ")
+    if style == "reference":
+        return _fill(template, name, reference_which_clause(descriptor), descriptor, concept)
+    name = name.strip()
     # a descriptor spliced into a sentence is cleaned; a whole sentence ("{d}", CuPL) is kept
     spliced = "{c}" in template or "{which}" in template
     words = (clean_descriptor(descriptor) if spliced else descriptor).split()
     while True:
         d = " ".join(words)
-        text = (
-            template.replace("{c}", name).replace("{which}", which_clause(d))
-            .replace("{concept}", concept or "").replace("{d}", d)
-        )
+        text = _fill(template, name, which_clause(d), d, concept)
         if approx_tokens(text) <= max_tokens or len(words) <= 1:
             return text
         words = words[:-1]
 
 
+def _fill(template: str, name: str, which: str, d: str, concept: str | None) -> str:
+    return (template.replace("{c}", name).replace("{which}", which)
+            .replace("{concept}", concept or "").replace("{d}", d))
+
+
 def build_sentences(
     classnames: Sequence[str], descriptors: Sequence[Sequence[str]], *,
     template: str = CBD_TEMPLATE, concept: str | None = None, max_tokens: int = CONTEXT_TOKENS,
+    style: str = "default",
 ) -> tuple[list[str], list[int]]:
-    """All texts, class-major, and the label of each: (texts, owners), both of length sum(M_c)."""
+    """All texts, class-major, and the label of each: (texts, owners), both of length sum(M_c).
+
+    With ``style="reference"`` a class without descriptors gets the reference's single text for
+    the descriptor "" ("tench, which has "); in the default style it gets no text here (the
+    caller decides its fallback).
+    """
+    _check_style(style)
     texts: list[str] = []
     owners: list[int] = []
     for label, (name, items) in enumerate(zip(classnames, descriptors, strict=True)):
+        if style == "reference" and len(items) == 0:
+            items = [""]
         for item in items:
             texts.append(descriptor_sentence(
-                name, item, template=template, concept=concept, max_tokens=max_tokens))
+                name, item, template=template, concept=concept, max_tokens=max_tokens,
+                style=style))
             owners.append(label)
     return texts, owners
