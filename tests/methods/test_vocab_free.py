@@ -18,6 +18,8 @@ from zsvl.methods.vocab_free import VocabularyFreeClassifier  # noqa: E402
 from zsvl.text.candidates import CandidateExtractor  # noqa: E402
 
 QUERIES = ["red star", "blue circle", "green hexagon", "purple arrow"]
+# zsvl's phrase extractor (the default is vic's single-word pipeline): names like "red star"
+PHRASES = CandidateExtractor(style="phrases", tagger="heuristic")
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +60,7 @@ def _reference(enc, index, X, alpha, k=10, dedupe=0.94):
 
 def test_predicts_the_words_of_the_query(setup) -> None:
     enc, index = setup
-    clf = VocabularyFreeClassifier(enc, index).fit()
+    clf = VocabularyFreeClassifier(enc, index, extractor=PHRASES).fit()
     res = clf.predict_words(_images(enc))
     assert res.labels == QUERIES
     assert all(0.0 < s <= 1.0 for s in res.scores)
@@ -66,6 +68,9 @@ def test_predicts_the_words_of_the_query(setup) -> None:
         assert abs(sum(p for _, p in cands) - 1.0) < 1e-5
         assert len(caps) <= 10
     assert list(clf.predict(_images(enc))) == QUERIES
+    # the default (vic's pipeline) names single words: one word of each query
+    words = VocabularyFreeClassifier(enc, index).fit().predict_words(_images(enc)).labels
+    assert all(w in q.split() for w, q in zip(words, QUERIES, strict=True))
 
 
 def test_matches_a_slow_reference_and_never_reencodes_captions(setup) -> None:
@@ -99,7 +104,7 @@ def test_candidate_embeddings_are_cached_across_calls(setup) -> None:
 def test_fit_discovers_a_vocabulary(setup) -> None:
     enc, index = setup
     X = _images(enc, QUERIES * 2)
-    clf = VocabularyFreeClassifier(enc, index).fit(X)
+    clf = VocabularyFreeClassifier(enc, index, extractor=PHRASES).fit(X)
     assert set(QUERIES) <= set(clf.classes_.names)
     assert set(clf.classes_.names[:4]) == set(QUERIES)  # most predicted first
     proba = clf.predict_proba(X)
@@ -123,15 +128,17 @@ def test_errors(setup) -> None:
 def test_candidate_extraction() -> None:
     from zsvl.text.candidates import HeuristicTagger, singularize
 
-    e = CandidateExtractor()
+    e = PHRASES
     caps = ["A photo of two red stars!", "red star on www.example.com/x.jpg", "a red star", "dogs"]
     assert e(caps) == ["red star", "red", "star"]  # by count, then longer first
     assert "photo" not in e(caps) and "www" not in " ".join(e(caps))
-    assert CandidateExtractor(min_count=1, max_words=1)(["running quickly dogs"]) == ["dog"]
+    assert CandidateExtractor(style="phrases", tagger="heuristic", min_count=1, max_words=1)(
+        ["running quickly dogs"]) == ["dog"]
     assert [singularize(w) for w in ("stars", "boxes", "berries", "glass", "people", "bus",
                                      "knives", "cactus")] == \
         ["star", "box", "berry", "glass", "person", "bus", "knife", "cactus"]
     assert HeuristicTagger()(["the", "red", "sitting", "quickly", "dog"]) == \
         ["OTHER", "ADJ", "VERB", "ADV", "NOUN"]
-    only_nouns = CandidateExtractor(min_count=1, tagger=lambda toks: ["NOUN"] * len(toks))
+    only_nouns = CandidateExtractor(style="phrases", min_count=1,
+                                    tagger=lambda toks: ["NOUN"] * len(toks))
     assert "the" not in only_nouns(["the red star"])  # stop words still apply

@@ -1,27 +1,51 @@
 """Candidate class names from retrieved captions (CaSED's vocabulary step).
 
-Per image: clean every caption (URLs, punctuation, digits), lower-case, tokenise, singularise,
-tag parts of speech, drop stop words and short words, then count words and short noun phrases
-(adjective/noun runs ending in a noun, up to ``max_words`` long) over the image's captions; a term
-is a candidate when it occurs in at least ``min_count`` captions. The tagger is pluggable: any
-callable ``tokens -> tags`` with tags "NOUN", "ADJ" or anything else; the default
-:class:`HeuristicTagger` needs no data files, and :func:`nltk_tagger` adapts NLTK's tagger where its
-model is installed.
+Two styles, one callable :class:`CandidateExtractor` (captions of one image -> names):
+
+- ``"reference"`` (default) follows vic's ``default_vocab_transform`` step by step on the image's
+  captions joined into one text: drop <tokens>, URLs ("http..."), special characters (all but
+  word characters, whitespace and - . ' &), ".ext" file extensions; turn _ and - into spaces;
+  drop words shorter than 3 characters; delete non-letters; lower-case; singularise words ending
+  in "s" (not -ss/-us/-is/-ies/-oes) with ``inflect``; drop the 12 medium words (image, photo,
+  ...); keep words counted at least ``min_count`` (2) times in the whole text (the most frequent
+  count when none is); keep those a part-of-speech tagger marks as noun, adjective, gerund or past
+  participle (NN, NNS, NNP, NNPS, JJ, JJR, JJS, VBG, VBN), tagging that filtered word string as
+  the reference does; distinct words. The reference tags with flair's ``pos-english-fast`` model
+  (a Hugging Face download); zsvl uses spaCy when an English pipeline is installed, else
+  TextBlob's pattern tagger (its lexicon ships in the PyPI package), else its own heuristic
+  (see :mod:`zsvl.text.pos`). Words come out most frequent first (the reference's order is a
+  set's).
+- ``"phrases"`` (zsvl's earlier extractor): per caption, clean, tokenise, singularise by rule,
+  tag, drop stop words and short words, then count words and short noun phrases (adjective/noun
+  runs ending in a noun, up to ``max_words`` long) over the captions; a term is a candidate when
+  it occurs in at least ``min_count`` captions.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
 
 from zsvl.errors import InvalidParameterError
+from zsvl.text.pos import (
+    FUNCTION_WORDS,
+    HeuristicTagger,
+    Tagger,
+    coarse_tag,
+    get_tagger,
+    nltk_tagger,
+    penn_tag,
+)
 
 __all__ = ["CandidateExtractor", "HeuristicTagger", "nltk_tagger", "singularize", "clean_caption",
-           "tokenize", "STOP_WORDS", "Tagger"]
+           "tokenize", "STOP_WORDS", "REFERENCE_DROP_WORDS", "REFERENCE_TAGS", "Tagger",
+           "reference_words", "STYLES"]
 
-Tagger = Callable[[Sequence[str]], Sequence[str]]
+STYLES = ("reference", "phrases")
 
 _URL = re.compile(r"(https?://|www\.)\S+|\S+\.(com|org|net|jpg|jpeg|png)\b")
 _NON_WORD = re.compile(r"[^a-z\s-]+")
@@ -31,17 +55,11 @@ _HYPHENS = re.compile(r"(^|\s)-+|-+(\s|$)")
 _MEDIUM = ("image photo picture pic logo illustration drawing painting stock vector icon clipart "
            "clip art background wallpaper close closeup close-up view shot frame render rendering "
            "sketch cartoon graphic design template poster print thumbnail file screenshot").split()
-_FUNCTION = (
-    "a an the this that these those there here it its it's they them their he she his her we you "
-    "your our my me i of in on at to from by with without into onto over under above below near "
-    "next beside against behind between through across around along about for as and or but nor "
-    "so yet if than then while when where which who whom whose what why how is are was were be "
-    "been being am has have had having do does did doing can could will would shall should may "
-    "might must not no nor very too also just only some any each every all both few many much "
-    "more most other another such own same one two three four five six seven eight nine ten "
-    "first second up down out off again further once"
-).split()
-STOP_WORDS = frozenset(_MEDIUM) | frozenset(_FUNCTION)
+STOP_WORDS = frozenset(_MEDIUM) | FUNCTION_WORDS
+# vic's default_vocab_transform: the words dropped, the tags kept
+REFERENCE_DROP_WORDS = ("image", "photo", "picture", "thumbnail", "logo", "symbol", "clipart",
+                        "portrait", "painting", "illustration", "icon", "profile")
+REFERENCE_TAGS = frozenset({"NN", "NNS", "NNP", "NNPS", "JJ", "JJR", "JJS", "VBG", "VBN"})
 
 _IRREGULAR = {
     "people": "person", "men": "man", "women": "woman", "children": "child", "mice": "mouse",
@@ -82,62 +100,60 @@ def tokenize(caption: str) -> list[str]:
     return clean_caption(caption).split()
 
 
-# -- part-of-speech tagging ------------------------------------------------------------------
-_VERB_WORDS = frozenset(
-    "sit sits sitting stand stands standing lie lies lying hold holds holding ride riding play "
-    "playing look looking looks walk walking run running fly flying eat eating show shows showing "
-    "shown seen made make makes use used using take taken taking go going get getting point "
-    "pointing covered filled painted made isolated set placed located".split()
-)
-_ADJ_SUFFIXES = ("ful", "ous", "ive", "able", "ible", "al", "ic", "ish", "less", "ed", "ern", "ky")
+# -- the reference pipeline -------------------------------------------------------------------
+_ANGLE = re.compile(r"<[^>]+>")
+_HTTP = re.compile(r"http\S+")
+_SPECIAL = re.compile(r"[^\w\s\-.'&]")
+_EXTENSION = re.compile(r"\.\w+")
+_SEPARATOR = re.compile(r"[_\-]")
+_NON_ALPHA = re.compile(r"[^a-zA-Z\s]")
 
 
-class HeuristicTagger:
-    """Dependency-free tagger: function words and verbs by list, -ly adverbs, -ing/-ed participles,
-    adjectives by suffix; everything else is a noun. ``adjectives`` adds known adjectives."""
+@lru_cache(maxsize=1)
+def _inflect() -> Any:
+    import inflect
 
-    def __init__(self, adjectives: Iterable[str] = ()) -> None:
-        self.adjectives = frozenset(adjectives) | frozenset(
-            "red orange yellow green blue purple pink brown black white grey gray small large big "
-            "tiny huge little tall short long old young new round dark light bright plain solid "
-            "striped dotted wavy zigzag checkered speckled".split()
-        )
-
-    def __call__(self, tokens: Sequence[str]) -> list[str]:
-        return [self._tag(t) for t in tokens]
-
-    def _tag(self, token: str) -> str:
-        if token in _FUNCTION:
-            return "OTHER"
-        if token in self.adjectives:
-            return "ADJ"
-        if token in _VERB_WORDS or token.endswith("ing") and len(token) > 5:
-            return "VERB"
-        if token.endswith("ly") and len(token) > 4:
-            return "ADV"
-        if token.endswith(_ADJ_SUFFIXES) and len(token) > 5:
-            return "ADJ"
-        return "NOUN"
+    return inflect.engine()
 
 
-def nltk_tagger() -> Tagger:
-    """NLTK's averaged perceptron tagger mapped to NOUN/ADJ/other; needs nltk and its tagger data
-    installed locally (zsvl never downloads it)."""
-    try:
-        import nltk
+@lru_cache(maxsize=65536)
+def _reference_singular(word: str) -> str:
+    """inflect's singular for words ending in "s" but not in -ss/-us/-is/-ies/-oes."""
+    if not word.endswith("s") or word.endswith(("ss", "us", "is", "ies", "oes")):
+        return word
+    return _inflect().singular_noun(word) or word
 
-        nltk.pos_tag(["test"])
-    except (ImportError, LookupError) as exc:
-        raise InvalidParameterError(
-            "nltk_tagger() needs the nltk package and its 'averaged_perceptron_tagger' data "
-            "installed locally; use the default HeuristicTagger otherwise."
-        ) from exc
 
-    def tag(tokens: Sequence[str]) -> list[str]:
-        return ["NOUN" if t.startswith("NN") else "ADJ" if t.startswith("JJ") else "OTHER"
-                for _, t in nltk.pos_tag(list(tokens))]
+def _reference_filtered(captions: Sequence[str], min_chars: int, drop: Sequence[str],
+                        min_count: int) -> list[str]:
+    """The reference's words before tagging, in text order (repeats kept)."""
+    text = _ANGLE.sub("", " ".join(captions))
+    text = _HTTP.sub("", text)
+    text = _SPECIAL.sub("", text)
+    text = _EXTENSION.sub("", text)
+    text = _SEPARATOR.sub(" ", text)
+    text = " ".join(w for w in text.split() if len(w) >= min_chars)
+    words = _NON_ALPHA.sub("", text).lower().split()
+    words = [_reference_singular(w) for w in words]
+    dropped = set(drop)
+    words = [w for w in words if w not in dropped]
+    counts = Counter(words)
+    top = max(counts.values(), default=0)
+    need = top if min_count > top else min_count
+    return [w for w in words if counts[w] >= need]
 
-    return tag
+
+def reference_words(
+    captions: Sequence[str], tagger: Tagger, *, min_count: int = 2, min_chars: int = 3,
+    drop: Sequence[str] = REFERENCE_DROP_WORDS, tags: frozenset[str] = REFERENCE_TAGS,
+) -> list[str]:
+    """vic's candidate words for one image's captions, most frequent first (ties by word)."""
+    words = _reference_filtered(captions, min_chars, drop, min_count)
+    if not words:
+        return []
+    kept = [w for w, t in zip(words, tagger(words), strict=True) if penn_tag(w, t) in tags]
+    counts = Counter(kept)
+    return sorted(counts, key=lambda w: (-counts[w], w))
 
 
 # -- extraction -------------------------------------------------------------------------------
@@ -145,30 +161,43 @@ def nltk_tagger() -> Tagger:
 class CandidateExtractor:
     """Callable: captions of one image -> candidate names, most frequent first.
 
-    min_count : a term must occur in at least this many of the image's captions (CaSED: 2).
-    max_words : longest noun phrase kept (1 = single words only).
-    min_chars : shorter words are dropped.
-    stop_words : words never used (default :data:`STOP_WORDS`).
-    tagger : part-of-speech tagger (default :class:`HeuristicTagger`); only NOUN/ADJ words are kept
-        and phrases must end in a NOUN.
+    style : "reference" (vic's pipeline, single words; default) or "phrases" (zsvl's earlier
+        word-and-phrase extractor).
+    min_count : reference: times a word occurs in the joined captions (2); phrases: captions a
+        term occurs in.
+    max_words : longest noun phrase kept by "phrases" (1 = single words only).
+    min_chars : shorter words are dropped (3).
+    stop_words : words never used (None: the reference's 12 medium words, or :data:`STOP_WORDS`
+        for "phrases").
+    tagger : "auto" (spaCy with an English pipeline, else TextBlob, else the heuristic),
+        "spacy", "textblob", "heuristic", or a callable tokens -> tags (Penn or coarse).
+    spacy_model : the spaCy pipeline package tried by "auto" and "spacy".
     max_candidates : keep at most this many per image (None: all).
     """
 
+    style: str = "reference"
     min_count: int = 2
     max_words: int = 3
     min_chars: int = 3
-    stop_words: frozenset[str] = STOP_WORDS
-    tagger: Tagger | None = None
+    stop_words: frozenset[str] | None = None
+    tagger: Any = "auto"
+    spacy_model: str = "en_core_web_sm"
     max_candidates: int | None = None
 
     def __post_init__(self) -> None:
+        if self.style not in STYLES:
+            raise InvalidParameterError(f"style must be one of {STYLES}. Got {self.style!r}.")
         if self.min_count < 1 or self.max_words < 1:
             raise InvalidParameterError("min_count and max_words must be >= 1.")
-        self._tag = self.tagger or HeuristicTagger()
+        self.tagger_name_, self._tag = get_tagger(self.tagger or "auto",
+                                                  spacy_model=self.spacy_model)
+        if self.stop_words is None:
+            self.stop_words = (frozenset(REFERENCE_DROP_WORDS) if self.style == "reference"
+                               else STOP_WORDS)
         self._seen: dict[str, tuple[str, ...]] = {}
 
     def terms(self, caption: str) -> set[str]:
-        """The distinct candidate terms of one caption."""
+        """The distinct candidate terms of one caption ("phrases" style)."""
         tokens, tags = self._tagged(caption)
         out: set[str] = set()
         run: list[int] = []
@@ -187,7 +216,7 @@ class CandidateExtractor:
     def _tagged(self, caption: str) -> tuple[list[str], Sequence[str]]:
         if caption not in self._seen:
             raw = tokenize(caption)
-            tags = list(self._tag(raw))
+            tags = [coarse_tag(t) for t in self._tag(raw)]
             tokens = [singularize(t) if tag == "NOUN" else t for t, tag in zip(raw, tags, strict=True)]
             if len(self._seen) > 200_000:
                 self._seen.clear()
@@ -196,6 +225,10 @@ class CandidateExtractor:
         return list(tokens), tags
 
     def __call__(self, captions: Sequence[str]) -> list[str]:
+        if self.style == "reference":
+            names = reference_words(captions, self._tag, min_count=self.min_count,
+                                    min_chars=self.min_chars, drop=sorted(self.stop_words))
+            return names[: self.max_candidates] if self.max_candidates else names
         counts: Counter[str] = Counter()
         for caption in captions:
             counts.update(self.terms(caption))
