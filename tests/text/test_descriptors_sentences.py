@@ -145,3 +145,29 @@ def test_long_descriptors_are_cut_inside_the_descriptor():
     assert approx_tokens(text) <= 75 and text.endswith(".")
     # the reference never cuts (its tokenizer would refuse the text)
     assert descriptor_sentence("grebe", long, style="reference").endswith("long neck.")
+
+
+def test_descriptor_classifier_reference_style():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from text_fakes import BagOfWordsEncoder
+
+    from zsvl.methods.descriptors import DescriptorClassifier
+    from zsvl.text.descriptors import DescriptorSet
+
+    names = ["zebra", "ant", "tench"]
+    lists = [["the bands are of different widths", "Stripes."], ["antennae"], []]
+    ds = DescriptorSet.from_lists(names, lists)
+    enc = BagOfWordsEncoder(16)
+    ref = DescriptorClassifier(enc, ds, sentence_style="reference").fit()
+    assert ref.texts_ == [_reference_sentence(n, d, False)
+                          for n, items in zip(names, lists, strict=True) for d in items or [""]]
+    assert list(ref.text_owner_) == [0, 0, 1, 2] and ref.fallback_classes_ == []
+    imagenet = DescriptorClassifier(enc, ds, sentence_style="reference", template=CBD_TEMPLATE)
+    assert imagenet.fit().texts_[-1] == "tench, which has ."
+    default = DescriptorClassifier(enc, ds).fit()
+    assert default.texts_[:3] == ["zebra, which has the bands are of different widths.",
+                                  "zebra, which has stripes.", "ant, which has antennae."]
+    assert default.fallback_classes_ == ["tench"]

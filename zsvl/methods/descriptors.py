@@ -26,7 +26,7 @@ from zsvl.methods.explain import Explanation, explain_segments
 from zsvl.models.base import Encoder
 from zsvl.text.classes import ClassSet
 from zsvl.text.descriptors import DescriptorSet, load_descriptors
-from zsvl.text.sentences import CBD_TEMPLATE, build_sentences
+from zsvl.text.sentences import CBD_REFERENCE_TEMPLATE, CBD_TEMPLATE, build_sentences
 
 __all__ = [
     "AGGREGATIONS",
@@ -104,6 +104,9 @@ class DescriptorClassifier(ScoreClassifier):
         "{d}" for CuPL sentences and CBD's "{c}, {which} {d}." otherwise. "{d}" alone drops the
         class name prefix.
     concept : a short concept prefix ("bird" -> "A photo of a bird: ..."), as in WaffleCLIP.
+    sentence_style : "default" (zsvl's cleaned sentences) or "reference" (CBD's exact strings:
+        template "{c}, {which} {d}" unless given, "{c}, {which} {d}." for ImageNet; a class
+        without descriptors gets "{c}, which has "); see :mod:`zsvl.text.sentences`.
     batch_size : text encoding batch size.
 
     Attributes after ``fit``: ``classes_``, ``descriptors_`` (aligned DescriptorSet), ``texts_``
@@ -116,6 +119,7 @@ class DescriptorClassifier(ScoreClassifier):
         self, encoder: Encoder, descriptors: DescriptorSet | str | Any,
         classes: ClassSet | Sequence[str] | None = None, *, aggregation: str = "mean_sims",
         template: str | None = None, concept: str | None = None, batch_size: int = 256,
+        sentence_style: str = "default",
     ) -> None:
         self.encoder = encoder
         self.descriptors = descriptors
@@ -124,10 +128,13 @@ class DescriptorClassifier(ScoreClassifier):
         self.template = template
         self.concept = concept
         self.batch_size = batch_size
+        self.sentence_style = sentence_style
 
     def _template(self, ds: DescriptorSet) -> str:
         if self.template is not None:
             return self.template
+        if self.sentence_style == "reference":
+            return CBD_REFERENCE_TEMPLATE
         return "{d}" if ds.provenance.get("style") == "cupl" else CBD_TEMPLATE
 
     def fit(self, X: Any = None, y: Any = None) -> DescriptorClassifier:
@@ -141,9 +148,12 @@ class DescriptorClassifier(ScoreClassifier):
             ds = ds.align(self.classes)
         names = ds.classes.names
         lists: list[tuple[str, ...]] = list(ds.descriptors)
+        if self.sentence_style == "reference":  # the reference's text for an empty class
+            lists = [items or ("",) for items in lists]
         template = self._template(ds)
-        texts, owners = build_sentences(names, lists, template=template, concept=self.concept)
-        self.fallback_classes_ = ds.empty_classes
+        texts, owners = build_sentences(names, lists, template=template, concept=self.concept,
+                                        style=self.sentence_style)
+        self.fallback_classes_ = ds.empty_classes if self.sentence_style != "reference" else []
         if self.fallback_classes_:
             logger.warning(
                 "%d classes have no descriptors and are scored by '%s' instead: %s",
