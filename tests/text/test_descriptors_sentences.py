@@ -98,6 +98,15 @@ def test_default_style_fixes_the_rule_and_keeps_content():
         ("used for cutting", "which is"),
         ("is a seabird", "which"),
         ("resembles a cat", "which"),
+        ("usually has a gondola", "which"),
+        ("made of wood", "which is"),
+        ("usually made of steel", "which is"),
+        ("attached to the mast", "which is"),
+        ("available in many colours", "which is"),
+        ("coiled shape", "which has"),  # participles before a noun describe it
+        ("evenly spaced bars", "which has"),
+        ("hovering flight", "which has"),
+        ("stripes on the back", "which has"),
         ("four equal sides", "which has"),
     ],
 )

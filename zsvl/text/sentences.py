@@ -119,19 +119,21 @@ def reference_which_clause(descriptor: str) -> str:
 
 @lru_cache(maxsize=8192)
 def _verb_form(word: str) -> str | None:
-    """"VBZ" ("has", "resembles"), "VBN" ("made", "covered") or "VB" for a word that lemminflect
-    knows only as a verb (no noun, adjective or adverb reading); None otherwise."""
+    """"VBZ" for a word lemminflect knows only as a third-person verb ("has", "resembles"),
+    "VBN" for a past participle without a noun reading ("made", "attached"), "ADJ" for an
+    adjective without a noun reading ("available"), None otherwise."""
     from lemminflect import getAllLemmas, getInflection
 
     readings = getAllLemmas(word)
     verbs = readings.get("VERB") or readings.get("AUX")
-    if not verbs or set(readings) - {"VERB", "AUX"}:
+    if "NOUN" in readings or "PROPN" in readings:
         return None
-    if word in getInflection(verbs[0], tag="VBZ") or word in ("is", "was"):
+    if verbs and not set(readings) - {"VERB", "AUX"} and \
+            (word in getInflection(verbs[0], tag="VBZ") or word in ("is", "was")):
         return "VBZ"
-    if word in getInflection(verbs[0], tag="VBN"):
+    if verbs and word in getInflection(verbs[0], tag="VBN"):
         return "VBN"
-    return "VB"
+    return "ADJ" if "ADJ" in readings else None
 
 
 def _only_adverb(word: str) -> bool:
@@ -140,24 +142,44 @@ def _only_adverb(word: str) -> bool:
     return set(getAllLemmas(word)) == {"ADV"}
 
 
+_PREPOSITIONS = frozenset(
+    "by of in with to from on for at into onto like as over under around through near".split())
+
+
+def _predicative(words: list[str], i: int) -> str | None:
+    """The clause for a verb at ``words[i]``: "which" for a third-person form ("has",
+    "resembles") or a modal, "which is" for a past participle followed by a preposition or
+    nothing ("made of wood", "worn by") or an adjective followed by a preposition ("available
+    in"), None otherwise ("coiled shape", "hovering flight")."""
+    word = words[i]
+    if word in _MODALS:
+        return "which"
+    form = _verb_form(word) if word.isalpha() else None
+    if form == "VBZ":
+        return "which"
+    if form == "VBN" and (i + 1 == len(words) or words[i + 1] in _PREPOSITIONS):
+        return "which is"
+    if form == "ADJ" and i + 1 < len(words) and words[i + 1] in _PREPOSITIONS:
+        return "which is"
+    return None
+
+
 def which_clause(descriptor: str) -> str:
     """The reference's word lists on the first *word*: "which is" before "a"/"an"/"used",
-    "which" before "has"/"often"/"typically"/"may"/"can", "which has" otherwise. A first word
-    that lemminflect knows only as a verb (or an adverb followed by one) also gets "which"
-    ("is a seabird", "resembles a cat", "usually has stripes"), or "which is" for a past
-    participle ("made of wood")."""
-    words = [w.lower().strip(",;:") for w in descriptor.split()[:2]]
+    "which" before "has"/"often"/"typically"/"may"/"can", "which has" otherwise. Verbs found by
+    lemminflect (first word, or second after an adverb) also decide: "which" before a
+    third-person verb ("is a seabird", "resembles a cat", "usually has stripes"), "which is"
+    before a past participle used predicatively ("made of wood", "usually worn by")."""
+    words = [w.lower().strip(",;:.") for w in descriptor.split()[:3]]
     first = words[0] if words else ""
     if first in _IS_WORDS or first in _USED_WORDS:
         return "which is"
-    if first in _BARE_WORDS or first in _MODALS:
+    if first in _BARE_WORDS:
         return "which"
-    form = _verb_form(first) if first.isalpha() else None
-    if form is None and len(words) > 1 and _only_adverb(first) and words[1].isalpha():
-        form = "VB" if (words[1] in _MODALS or _verb_form(words[1]) is not None) else None
-    if form == "VBN":
-        return "which is"
-    return "which" if form else "which has"
+    clause = _predicative(words, 0) if words else None
+    if clause is None and len(words) > 1 and first.isalpha() and _only_adverb(first):
+        clause = _predicative(words, 1)
+    return clause or "which has"
 
 
 def approx_tokens(text: str) -> int:
