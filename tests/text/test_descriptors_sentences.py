@@ -103,6 +103,9 @@ def test_default_style_fixes_the_rule_and_keeps_content():
         ("usually made of steel", "which is"),
         ("attached to the mast", "which is"),
         ("available in many colours", "which is"),
+        ("red in colour", "which is"),
+        ("taller than it is wide", "which is"),
+        ("art on the walls", "which has"),
         ("coiled shape", "which has"),  # participles before a noun describe it
         ("evenly spaced bars", "which has"),
         ("hovering flight", "which has"),

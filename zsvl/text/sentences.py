@@ -120,14 +120,14 @@ def reference_which_clause(descriptor: str) -> str:
 @lru_cache(maxsize=8192)
 def _verb_form(word: str) -> str | None:
     """"VBZ" for a word lemminflect knows only as a third-person verb ("has", "resembles"),
-    "VBN" for a past participle without a noun reading ("made", "attached"), "ADJ" for an
-    adjective without a noun reading ("available"), None otherwise."""
+    "VBN" for a past participle without a noun reading ("made", "attached"), "ADJ" for a word
+    with an adjective reading ("available", "red"), None otherwise."""
     from lemminflect import getAllLemmas, getInflection
 
     readings = getAllLemmas(word)
     verbs = readings.get("VERB") or readings.get("AUX")
     if "NOUN" in readings or "PROPN" in readings:
-        return None
+        return "ADJ" if "ADJ" in readings else None  # "red": the preposition decides
     if verbs and not set(readings) - {"VERB", "AUX"} and \
             (word in getInflection(verbs[0], tag="VBZ") or word in ("is", "was")):
         return "VBZ"
@@ -143,7 +143,7 @@ def _only_adverb(word: str) -> bool:
 
 
 _PREPOSITIONS = frozenset(
-    "by of in with to from on for at into onto like as over under around through near".split())
+    "by of in with to from on for at into onto like as over under around through near than".split())
 
 
 def _predicative(words: list[str], i: int) -> str | None:
