@@ -125,7 +125,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(HERE / "results" / "cased_words.json"))
     args = parser.parse_args()
 
-    from zsvl.text.pos import get_tagger
+    from zsvl.text.pos import get_tagger, penn_tag
 
     taggers = {}
     try:
@@ -133,7 +133,9 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001 - report and go on without it
         print(f"spaCy tagger unavailable ({exc}); skipped")
     taggers["textblob"] = get_tagger("textblob")[1]
-    taggers["heuristic"] = get_tagger("heuristic")[1]
+    heuristic = get_tagger("heuristic")[1]
+    taggers["heuristic"] = lambda toks: [penn_tag(w, t) for w, t in zip(toks, heuristic(toks),
+                                                                         strict=True)]
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="zsvl-bench-words-") as tmp:
         retrieved = retrieved_groups(args.model, args.images, args.corpus_lines, Path(tmp))
