@@ -10,8 +10,11 @@
   "which has" otherwise. The reference ends the text with "." on ImageNet only
   (:data:`CBD_TEMPLATE`) and with nothing elsewhere (:data:`CBD_REFERENCE_TEMPLATE`); a class
   without descriptors gets the one descriptor "" ("tench, which has ").
-- ``"default"`` applies the same word lists to the descriptor's first *word* (lower-cased), and
-  cleans the descriptor without dropping content: whitespace, bullets, quotes and trailing
+- ``"default"`` applies the same word lists to the descriptor's first *word* (lower-cased), so
+  "antennae" gets "which has"; lemminflect's lexicon finds verbs: "which" before a third-person
+  verb ("resembles a cat", "usually has"), "which is" before a participle or adjective that a
+  preposition follows ("made of wood", "red in colour"). It cleans the descriptor without
+  dropping content: whitespace, bullets, quotes and trailing
   periods go; a pronoun opener ("It is a seabird.", "They have long legs") becomes the clause
   itself ("which is a seabird", "which has long legs": lemminflect puts the verb in the third
   person singular); noun subjects are kept ("the bands are of different widths" stays whole).
