@@ -8,8 +8,8 @@
 JSON key order is never taken as label order: give the class list (it is only inferred from the
 keys, with a warning, when none is given). Names match exactly, else up to case, ``_`` and spaces;
 two classes that would then match one key never share it (a collision in the report). The
-:class:`ImportReport` lists missing, extra,
-duplicate (repeated JSON keys, repeated descriptors) and empty entries, and malformed ones.
+:class:`ImportReport` lists missing, extra, duplicate (repeated JSON keys, repeated descriptors),
+colliding and empty entries, and malformed ones.
 """
 
 from __future__ import annotations
