@@ -145,8 +145,8 @@ def _missing_error(spec: ModelSpec, reason: str, cache_dir: str | None) -> Weigh
             lines += [f"  1. a file:  hf download {repo} {files} --local-dir weights",
                       f"     then use the model spec {spec.arch}:weights/{filenames[0]}"]
         lines += [f"  2. the Hugging Face cache:  hf download {repo} {files}",
-                  f"     copy the cache folder to {_where_hub_cache(cache_dir)} here and run with "
-                  "HF_HUB_OFFLINE=1 (or point HF_HUB_CACHE at the copy)"]
+                  "     then copy that machine's hub cache folder (~/.cache/huggingface/hub) to "
+                  f"{_where_hub_cache(cache_dir)} on this one and run with HF_HUB_OFFLINE=1"]
     else:
         url = _weights_url(spec)
         name = Path(urlsplit(url).path).name if url else "weights.pt"
