@@ -211,7 +211,7 @@ def is_download_failure(error: BaseException) -> bool:
     """True when ``error`` (or what caused it) is a Hugging Face or network failure."""
     from huggingface_hub import errors as hf_errors
 
-    kinds = (hf_errors.OfflineModeIsEnabled, hf_errors.LocalEntryNotFoundError,
+    kinds: tuple[type[BaseException], ...] = (hf_errors.OfflineModeIsEnabled, hf_errors.LocalEntryNotFoundError,
              hf_errors.HfHubHTTPError, hf_errors.EntryNotFoundError, ConnectionError,
              TimeoutError)
     for module in ("httpx2", "httpx"):  # the HTTP stack of the installed hub

@@ -162,7 +162,7 @@ def _class_lists(
 ) -> tuple[tuple[str, ...], ...]:
     """Per-class descriptor tuples from a ``{class: [...]}`` mapping, filling the report."""
     used: set[str] = set()
-    out = []
+    out: list[tuple[str, ...]] = []
     for name, key in zip(classes.names, _match_keys(data, classes, report), strict=True):
         if key is None:
             report.missing.append(name)

@@ -222,7 +222,7 @@ class OpenAIChatClient:
             usable = entry is not None and (
                 self.offline or (entry.get("accepted", True) and check(i, entry["text"]))
             )
-            if usable:
+            if usable and entry is not None:
                 answers[i] = entry["text"]
                 self.usage.add(cache_hits=1)
                 if progress is not None:
