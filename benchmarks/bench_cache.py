@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     from zsvl.models import load_model
 
-    encoder = load_model(args.model, device=args.device)
+    encoder = load_model(args.model, device=args.device, cache=False)
     captions = make_captions(args.n_texts)
     with tempfile.TemporaryDirectory(prefix="zsvl-bench-cache-") as tmp:
         root = Path(tmp) / "embeddings"

@@ -34,7 +34,7 @@ def main() -> None:
     from zsvl.models import load_model
     from zsvl.toy.captions import caption_corpus
 
-    enc = load_model(args.model, device="cpu")
+    enc = load_model(args.model, device="cpu", cache=False)
     texts = list(caption_corpus(args.n, seed=0))
     tokens = enc.tokenizer(texts)
     bs = args.batch_size

@@ -81,7 +81,7 @@ def main() -> None:
     from zsvl.toy.suite import get_toy_dataset, render_split
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="zsvl-bench-cased-"))
-    enc = load_model(args.model, device="cpu")
+    enc = load_model(args.model, device="cpu", cache=False)
     corpus = work / f"captions-{args.corpus_lines}.txt"
     if not corpus.is_file():
         write_caption_corpus(corpus, args.corpus_lines, seed=0)

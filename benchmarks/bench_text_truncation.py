@@ -48,7 +48,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     torch.manual_seed(0)
-    enc = load_model("ViT-B-32:random", device="cpu")
+    enc = load_model("ViT-B-32:random", device="cpu", cache=False)
     texts = captions(args.n)
     tokens = enc.tokenizer(texts)
     bs = args.batch_size

@@ -26,7 +26,7 @@ def toy_encoder():
     """The shipped tiny CLIP, uncached (tests that need the cache wrap it themselves)."""
     from zsvl.models import load_model
 
-    return load_model("toy", device="cpu", num_workers=0)
+    return load_model("toy", device="cpu", cache=False, num_workers=0)
 
 
 @pytest.fixture(scope="session")
@@ -42,4 +42,4 @@ def vitb32_random():
     """ViT-B-32 with random weights: a real architecture for exactness checks (no download)."""
     from zsvl.models import load_model
 
-    return load_model("ViT-B-32:random", device="cpu", num_workers=0)
+    return load_model("ViT-B-32:random", device="cpu", cache=False, num_workers=0)

@@ -3,8 +3,11 @@
 ``ToyLLMServer`` serves ``POST /v1/chat/completions`` on a free port (stdlib ``http.server``,
 one thread per connection) and plays an LLM that knows the toy world: it answers the CBD, CuPL
 and FuDD prompts of ``prompts/llm/`` about any toy class. Tests script failures with
-``server.script(...)`` ("429", "500", "timeout", "garbage", "empty", in order, one per request)
-or ``server.bad_classes`` (always garbage for those classes), and read ``server.stats``.
+``server.script(...)`` (one fault per request, in order: "429", "500", "timeout", "garbage",
+"empty", "badjson" (status 200, a truncated JSON body), "html" (status 200, a web page), "401"
+(an error body that echoes the bearer token, as some proxies do)) or ``server.bad_classes``
+(always garbage for those classes), and read ``server.stats``. 429 and 500 answers carry
+``retry-after-ms: server.retry_after_ms`` so that the openai client's retries stay quick.
 
 Run as a script to write the shipped toy descriptor files through the real path (this server
 and the real ``openai`` client)::
@@ -146,6 +149,8 @@ class ToyLLMServer:
         self.delay = delay  # seconds each answer takes (to observe concurrency)
         self.bad_classes: set[str] = set()  # classes always answered with GARBAGE
         self.timeout_sleep = 2.0  # how long a scripted "timeout" request hangs
+        self.extra_items: dict[str, list[str]] = {}  # class -> items added to its CBD answer
+        self.retry_after_ms = 10  # retry-after-ms header of 429/500 answers (None: no header)
         self._script: collections.deque[str] = collections.deque()
         self._lock = threading.Lock()
         self.stats: dict[str, Any] = {}
@@ -162,7 +167,7 @@ class ToyLLMServer:
             self.log = []
 
     def script(self, *faults: str) -> None:
-        """Faults for the next requests, one each: 429, 500, timeout, garbage, empty."""
+        """Faults for the next requests, one each (see the module docstring)."""
         with self._lock:
             self._script.extend(faults)
 
@@ -219,10 +224,11 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:  # keep test output quiet
         pass
 
-    def _send(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None):
-        data = json.dumps(body).encode()
+    def _send(self, status: int, body: dict[str, Any] | bytes,
+              headers: dict[str, str] | None = None, ctype: str = "application/json"):
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
         for k, v in (headers or {}).items():
             self.send_header(k, v)
@@ -242,16 +248,31 @@ class _Handler(BaseHTTPRequestHandler):
             fault = server._next_fault()
             if server.delay:
                 time.sleep(server.delay)
+            wait = ({"retry-after-ms": str(server.retry_after_ms)}
+                    if server.retry_after_ms is not None else {})
             if fault == "429":
                 status = 429
                 return self._send(429, {"error": {"message": "rate limited", "type": "rate"}},
-                                  {"Retry-After": "0"})
+                                  wait)
             if fault == "500":
                 status = 500
-                return self._send(500, {"error": {"message": "internal error"}})
+                return self._send(500, {"error": {"message": "internal error"}}, wait)
+            if fault == "401":
+                status = 401
+                token = self.headers.get("Authorization", "").removeprefix("Bearer ")
+                return self._send(401, {"error": {
+                    "message": f"Incorrect API key provided: {token}. Header was "
+                               f"'Authorization: Bearer {token}'.", "type": "auth"}})
+            if fault == "badjson":
+                return self._send(200, b'{"id": "chatcmpl-1", "choices": [{"index": 0, "mess')
+            if fault == "html":
+                page = b"<!DOCTYPE html><html><body><h1>Welcome to nginx!</h1></body></html>"
+                return self._send(200, page, ctype="text/html; charset=utf-8")
             if fault == "timeout":
                 time.sleep(server.timeout_sleep)
             text, asked = answer(body.get("messages", []))
+            if asked in server.extra_items:
+                text += "".join(f"\n- {item}" for item in server.extra_items[asked])
             if fault == "garbage" or (asked in server.bad_classes):
                 text = GARBAGE
             elif fault == "empty":
@@ -285,7 +306,7 @@ def write_toy_descriptor_files(out_dir: str) -> list[str]:
 
     written = []
     with ToyLLMServer() as server, tempfile.TemporaryDirectory() as cache:
-        config = LLMConfig(model=MODEL, base_url=server.base_url, concurrency=8, backoff=0.01)
+        config = LLMConfig(model=MODEL, base_url=server.base_url, concurrency=8)
         for spec in TOY_DATASETS:
             for style in ("cbd", "cupl", "fudd"):
                 out = Path(out_dir) / f"{spec.folder}_{style}.json"

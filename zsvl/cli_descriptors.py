@@ -31,10 +31,16 @@ def add_descriptor_parsers(sub: Any) -> None:
     g.add_argument("--max-tokens", type=int, default=400)
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("--concurrency", type=int, default=4, help="requests in flight")
-    g.add_argument("--max-retries", type=int, default=5)
+    g.add_argument("--max-retries", type=int, default=5,
+                   help="retries after 429/5xx, timeouts or lost connections (openai client)")
+    g.add_argument("--timeout", type=float, default=60.0,
+                   help="seconds to wait for each HTTP attempt (default 60)")
     g.add_argument("--concept", default=None, help="domain named in the prompts, e.g. bird")
     g.add_argument("--on-failure", choices=("raise", "empty"), default="raise",
                    help="after an unparsable answer and one re-ask: stop, or record it as empty")
+    g.add_argument("--on-mention", choices=("report", "drop"), default="report",
+                   help="descriptions that name another class: list them in the provenance "
+                        "(report) or remove them (drop)")
     g.add_argument("--offline", action="store_true", help="only use cached answers")
     g.add_argument("--cache-dir", default=None, help="LLM cache (default: $ZSVL_HOME/llm)")
     g.set_defaults(func=_cmd_generate)
@@ -54,11 +60,12 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     config = LLMConfig(
         model=args.model, base_url=args.base_url, api_key_env=args.api_key_env,
         temperature=args.temperature, max_tokens=args.max_tokens, seed=args.seed,
-        concurrency=args.concurrency, max_retries=args.max_retries,
+        concurrency=args.concurrency, max_retries=args.max_retries, timeout=args.timeout,
     )
     result, summary = generate_descriptor_file(
         args.classes_file, args.out, style=args.style, config=config, offline=args.offline,
         concept=args.concept, on_failure=args.on_failure, cache_dir=args.cache_dir,
+        on_mention=args.on_mention,
     )
     count = sum(map(len, result.descriptors))
     print(f"wrote {args.out}: {len(result.classes)} classes, {count} descriptors, "

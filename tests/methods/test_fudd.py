@@ -36,7 +36,7 @@ def server():
 
 
 def _client(server, tmp_path):
-    config = LLMConfig(model=MODEL, base_url=server.base_url, backoff=0.01, concurrency=8)
+    config = LLMConfig(model=MODEL, base_url=server.base_url, concurrency=8)
     return OpenAIChatClient(config, cache=LLMCache(tmp_path / "llm"))
 
 

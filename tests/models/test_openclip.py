@@ -24,14 +24,14 @@ def test_fingerprint_names_model_weights_preprocessing_precision(toy_encoder):
     parts = toy_encoder.fingerprint.split("|")
     assert parts[0] == "zsvl-toy-clip" and parts[1].startswith("sha256-")
     assert parts[2].startswith("pp-") and parts[3] == "fp32"
-    again = load_model("toy", device="cpu")
+    again = load_model("toy", device="cpu", cache=False)
     assert again.fingerprint == toy_encoder.fingerprint
 
 
 def test_local_checkpoint_spec_equals_alias(toy_encoder):
     from zsvl.toy.model import TOY_MODEL_NAME, toy_checkpoint_path
 
-    other = load_model((TOY_MODEL_NAME, toy_checkpoint_path()), device="cpu")
+    other = load_model((TOY_MODEL_NAME, toy_checkpoint_path()), device="cpu", cache=False)
     texts = ["a photo of a red circle.", "a striped square"]
     np.testing.assert_allclose(
         other.encode_texts(texts), toy_encoder.encode_texts(texts), atol=1e-6
@@ -40,7 +40,7 @@ def test_local_checkpoint_spec_equals_alias(toy_encoder):
 
 
 def test_bf16_precision_changes_fingerprint_and_stays_close(toy_encoder):
-    low = load_model("toy", device="cpu", precision="bf16")
+    low = load_model("toy", device="cpu", precision="bf16", cache=False)
     assert low.fingerprint.endswith("|bf16") and low.fingerprint != toy_encoder.fingerprint
     texts = ["a photo of a red circle.", "a striped square"]
     a, b = low.encode_texts(texts), toy_encoder.encode_texts(texts)

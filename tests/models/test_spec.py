@@ -78,10 +78,9 @@ def test_offline_error_names_file_and_three_ways(monkeypatch, tmp_path: Path):
     with pytest.raises(WeightsNotFoundError) as info:
         check_weights_available(spec, cache_dir=str(tmp_path))
     text = str(info.value)
-    assert f"repo {repo} " in text
-    assert "open_clip_pytorch_model.bin" in text and str(tmp_path) in text
-    assert "1. a local checkpoint file" in text and "2. the Hugging Face cache" in text
-    assert "3. a folder" in text
+    assert f"HF_HUB_OFFLINE is set and {repo} is not in the cache {tmp_path}" in text
+    assert f"hf download {repo} open_clip_model.safetensors --local-dir weights" in text
+    assert "1. a file" in text and "2. the Hugging Face cache" in text and "3. any folder" in text
     with pytest.raises(WeightsNotFoundError):  # the public loader fails the same way, fast
         load_model("ViT-B-32:laion2b_s34b_b79k", cache_dir=str(tmp_path))
 

@@ -57,3 +57,34 @@ def test_full_context_fallback_for_untruncatable_towers(vitb32_random):
     finally:
         model.text_pool_type = saved
     assert out.shape == (3, 512)
+
+
+def test_training_forward_is_bitwise_the_reference_truncation(toy_encoder):
+    """The toy CLIP is trained through text_features: its values and gradients must be bitwise
+    those of the truncated forward the shipped checkpoint was trained with (written out here),
+    so that retraining stays byte-identical."""
+    import copy
+
+    from zsvl.models.textenc import text_features
+
+    model = copy.deepcopy(toy_encoder.model).train()
+    tokens = toy_encoder.tokenizer(["a red striped triangle.", "a star", "a small blue disc."])
+
+    def reference(m, t):
+        length = int(t.argmax(dim=-1).max()) + 1
+        t = t[:, :length]
+        x = m.token_embedding(t) + m.positional_embedding[:length]
+        x = m.transformer(x, attn_mask=m.attn_mask[:length, :length])
+        x = m.ln_final(x)
+        return x[np.arange(x.shape[0]), t.argmax(dim=-1)] @ m.text_projection
+
+    outs, grads = [], []
+    for forward in (reference, text_features):
+        model.zero_grad(set_to_none=True)
+        out = forward(model, tokens)
+        (out * torch.linspace(-1, 1, out.shape[1])).sum().backward()
+        outs.append(out.detach())
+        grads.append([p.grad.clone() for p in model.parameters() if p.grad is not None])
+    assert torch.equal(outs[0], outs[1])
+    assert len(grads[0]) == len(grads[1]) > 0
+    assert all(torch.equal(a, b) for a, b in zip(*grads, strict=True))

@@ -30,7 +30,7 @@ def make_client(
     """Build real openai-backed clients for the server, sharing one cache folder per test."""
 
     def make(offline: bool = False, **overrides) -> OpenAIChatClient:
-        settings = {"model": MODEL, "base_url": llm_server.base_url, "backoff": 0.01,
+        settings = {"model": MODEL, "base_url": llm_server.base_url,
                     "timeout": 5.0, **overrides}
         return OpenAIChatClient(LLMConfig(**settings), cache=LLMCache(tmp_path / "llm-cache"),
                                 offline=offline)

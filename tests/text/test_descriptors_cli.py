@@ -41,6 +41,23 @@ def test_generate_command_writes_a_store_and_replays_offline(llm_server, tmp_pat
     assert "1 of 1 LLM requests are not in the cache" in err and "purple dotted triangle" in err
 
 
+def test_generate_command_timeout_and_retries(llm_server, tmp_path, capsys):
+    classes = tmp_path / "classes.txt"
+    classes.write_text("red solid circle\n")
+    args = ["descriptors", "generate", "--classes-file", str(classes), "--out",
+            str(tmp_path / "d.json"), "--model", MODEL, "--base-url", llm_server.base_url,
+            "--cache-dir", str(tmp_path / "cache")]
+    llm_server.timeout_sleep = 1.0
+    llm_server.script("timeout")
+    assert main([*args, "--timeout", "0.3", "--max-retries", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "kept failing (APITimeoutError) after 0 retries (timeout 0.3 s" in err
+    assert "Traceback" not in err
+    assert main([*args, "--timeout", "0"]) == 2
+    assert "LLMConfig.timeout is out of range" in capsys.readouterr().err
+    assert main([*args, "--timeout", "5"]) == 0
+
+
 def test_import_command_reports_and_converts(tmp_path, capsys):
     src = tmp_path / "cbd.json"
     src.write_text(json.dumps({"Bengal": ["spotted coat."], "Sphynx": ["hairless"]}))

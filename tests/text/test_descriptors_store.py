@@ -116,3 +116,28 @@ def test_zsvl_schema_import_checks_classes(tmp_path):
     assert ds.classes.names == ("Bengal", "Abyssinian", "Birman")
     _, report = import_descriptors(path, ["Bengal", "Sphynx"])
     assert report.missing == ["Sphynx"] and report.extra == ["Abyssinian", "Birman"]
+
+
+def test_import_reports_classes_that_differ_only_in_case_or_underscore(tmp_path):
+    from zsvl.text.importers import import_descriptors
+
+    src = tmp_path / "cbd.json"
+    src.write_text(json.dumps({"crane": ["long legs"], "tree frog": ["sticky toe pads"],
+                               "oak": ["lobed leaves"]}))
+    ds, report = import_descriptors(src, ["Crane", "crane", "tree_frog", "Tree Frog", "oak"])
+    assert not report.ok and len(report.collisions) == 2
+    assert "['Crane', 'crane']" in report.collisions[0] and "kept for 'crane' only" in \
+        report.collisions[0]
+    assert "used for none" in report.collisions[1]
+    assert ds["crane"] == ("long legs",) and ds["Crane"] == ()  # never shared
+    assert ds["tree_frog"] == () and ds["Tree Frog"] == () and ds["oak"] == ("lobed leaves",)
+    assert report.missing == ["Crane", "tree_frog", "Tree Frog"]
+    assert "collisions: 2" in str(report) and "PROBLEMS FOUND" in str(report)
+    # two keys of the file that match one class loosely: ambiguous, reported, not guessed
+    src.write_text(json.dumps({"Crane": ["a bird"], "crane": ["a machine"]}))
+    ds, report = import_descriptors(src, ["CRANE"])
+    assert ds["CRANE"] == () and "none was used" in report.collisions[0]
+    # one name repeated in the class list keeps sharing, with a note (ImageNet has two cranes)
+    src.write_text(json.dumps({"crane": ["long legs"]}))
+    ds, report = import_descriptors(src, ["crane", "crane"])
+    assert ds.descriptors == (("long legs",), ("long legs",)) and not report.collisions

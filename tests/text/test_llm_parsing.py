@@ -87,3 +87,16 @@ def test_changed_prompt_changes_hash(tmp_path):
     changed = load_prompt(path)
     assert changed.sha256 != text.sha256
     assert changed.render(c="x") != text.render(c="x")
+
+
+def test_mention_finder_whole_words_and_own_name():
+    from zsvl.text.parsing import MentionFinder
+
+    finder = MentionFinder(["tree frog", "frog", "Tiger", "tiger_shark", "crane"])
+    assert finder.others("a tree frog has sticky pads", own=0) == []
+    assert finder.others("unlike a frog, it climbs", own=0) == [1]
+    assert finder.others("smaller than a tree frog", own=1) == [0]
+    assert finder.others("striped like a TIGER", own=3) == [2]
+    assert finder.others("a tiger shark's stripes fade", own=2) == [3]  # "_" reads as a space
+    assert finder.others("cranes and frogs", own=4) == []  # whole words only
+    assert finder.others("a tiger-like pattern", own=4) == [2]

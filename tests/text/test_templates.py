@@ -69,3 +69,14 @@ def test_classset(tmp_path: Path):
         ClassSet(())
     with pytest.raises(InvalidParameterError, match="not one of"):
         classes.index("bird")
+
+
+def test_classset_file_that_is_not_utf8_or_not_json(tmp_path: Path):
+    latin = tmp_path / "classes.txt"
+    latin.write_bytes("caf\xe9\nthé\n".encode("latin-1"))
+    with pytest.raises(InvalidParameterError, match=r"not UTF-8 text \(byte 0xe9 at offset 3\)"):
+        ClassSet.from_file(latin)
+    broken = tmp_path / "classes.json"
+    broken.write_text('["a", "b"')
+    with pytest.raises(InvalidParameterError, match="is not valid JSON"):
+        ClassSet.from_file(broken)

@@ -54,12 +54,12 @@ def test_checkpoint_is_small_fp16_and_loads_through_open_clip():
 def test_truncated_text_encoding_matches_full_length(toy):
     import torch
 
-    from zsvl.toy.train import encode_text_truncated
+    from zsvl.models.textenc import text_features
 
     model, _, tokenizer = toy
     tokens = tokenizer(["a photo of a red striped triangle.", "a star", "a small blue disc."])
     with torch.no_grad():
-        full, short = model.encode_text(tokens), encode_text_truncated(model, tokens)
+        full, short = model.encode_text(tokens), text_features(model, tokens)
     torch.testing.assert_close(full, short, atol=1e-5, rtol=1e-5)
 
 

@@ -8,12 +8,13 @@ from zsvl.models.base import EncodedImages, Encoder, ImageFailure
 from zsvl.models.registry import REGISTRY, list_models, resolve_spec
 from zsvl.models.spec import ModelSpec, SpecLike, parse_spec
 
+DEFAULT_MODEL = "ViT-B-32:laion2b_s34b_b79k"  # what load_model and zsvl.classify use by default
+
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from zsvl.models.openclip import OpenClipEncoder
-
 __all__ = [
+    "DEFAULT_MODEL",
     "Encoder",
     "EncodedImages",
     "ImageFailure",
@@ -27,23 +28,34 @@ __all__ = [
 
 
 def load_model(
-    spec: SpecLike,
+    spec: SpecLike = DEFAULT_MODEL,
     *,
     device: str | torch.device | None = None,
     precision: str = "fp32",
+    cache: bool = True,
     cache_dir: str | None = None,
     num_workers: int | None = None,
-) -> OpenClipEncoder:
-    """Build an uncached :class:`OpenClipEncoder` from any model spec (see ``zsvl.models.spec``).
+) -> Encoder:
+    """Load an encoder from any model spec, by default with the on-disk embedding cache in front.
 
-    ``zsvl.load_model`` is the same with the embedding cache in front; use this one for speed work.
+    ``spec`` examples: ``"ViT-B-32:laion2b_s34b_b79k"``, ``("ViT-B-32", "openai")``,
+    ``"ViT-B-32:/path/weights.bin"``, ``"local-dir:/path"``, ``"hf-hub:org/repo"``, ``"toy"``.
+    ``device`` None picks CUDA when present; ``precision`` is fp32, fp16 or bf16;
+    ``cache=False`` returns the bare :class:`OpenClipEncoder` (speed work, index builds);
+    ``cache_dir`` is where Hugging Face weights are looked up and downloaded;
+    ``num_workers`` decodes images in that many worker processes (None: automatic).
     """
     from zsvl.models.openclip import OpenClipEncoder
 
-    return OpenClipEncoder(
+    encoder = OpenClipEncoder(
         resolve_spec(spec),
         device=device,
         precision=precision,
         cache_dir=cache_dir,
         num_workers=num_workers,
     )
+    if not cache:
+        return encoder
+    from zsvl.embed.cached import CachedEncoder  # the one upward import: the cache wraps models
+
+    return CachedEncoder(encoder)

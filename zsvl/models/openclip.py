@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -19,6 +20,7 @@ from zsvl.models.spec import ModelSpec
 from zsvl.models.textenc import encode_texts
 from zsvl.models.weights import (
     check_weights_available,
+    hub_offline,
     is_download_failure,
     translate_load_error,
     warn_quickgelu,
@@ -80,27 +82,33 @@ class OpenClipEncoder:
             logger.warning(
                 "fp16 on the CPU is slow and lossy; bf16 or fp32 are better choices there."
             )
-        check_weights_available(spec, cache_dir=cache_dir)
+        offline = check_weights_available(spec, cache_dir=cache_dir)
         warn_quickgelu(spec)
         pretrained = str(spec.checkpoint) if spec.checkpoint is not None else spec.tag
-        try:
-            model, _, preprocess = open_clip.create_model_and_transforms(
-                spec.arch,
-                pretrained=None if spec.random or spec.schema else pretrained,
-                precision=precision,
-                device=self.device,
-                cache_dir=cache_dir,
-            )
-        except (RuntimeError, OSError, ValueError) as exc:
-            if is_download_failure(exc):
-                raise translate_load_error(spec, exc) from exc
-            raise
+        with hub_offline() if offline else contextlib.nullcontext():
+            try:
+                model, _, preprocess = open_clip.create_model_and_transforms(
+                    spec.arch,
+                    pretrained=None if spec.random or spec.schema else pretrained,
+                    precision=precision,
+                    device=self.device,
+                    cache_dir=cache_dir,
+                )
+            except (RuntimeError, OSError, ValueError) as exc:
+                if is_download_failure(exc):
+                    raise translate_load_error(spec, exc, cache_dir) from None
+                raise
+            self.tokenizer = open_clip.get_tokenizer(spec.arch, cache_dir=cache_dir)
         model.eval()
         self.model = model
         self.preprocess = preprocess
-        self.tokenizer = open_clip.get_tokenizer(spec.arch, cache_dir=cache_dir)
         self._dtype = _DTYPES[precision]
-        self._weights = f"random-{uuid.uuid4().hex[:12]}" if spec.random else weights_id(spec)
+        if spec.random:
+            self._weights = f"random-{uuid.uuid4().hex[:12]}"
+        else:
+            self._weights = weights_id(spec, cache_dir)
+        # a local-dir folder is named by its content (config + weights), not by its path
+        self._name = "local-dir" if spec.schema == "local-dir" else spec.arch
         self._embed_dim: int | None = None
 
     # -- protocol properties -------------------------------------------------------------
@@ -126,7 +134,7 @@ class OpenClipEncoder:
         """Model + weights + preprocessing + precision; changes whenever outputs could change."""
         pp = json.dumps(_preprocess_cfg(self.model, self.preprocess), sort_keys=True, default=str)
         pp_hash = hashlib.sha256(pp.encode()).hexdigest()[:10]
-        return f"{self.spec.arch}|{self._weights}|pp-{pp_hash}|{self.precision}"
+        return f"{self._name}|{self._weights}|pp-{pp_hash}|{self.precision}"
 
     # -- encoding ------------------------------------------------------------------------
     def encode_texts(self, texts: Sequence[str], *, batch_size: int = 256) -> np.ndarray:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["TextTower", "text_tower", "encode_tokens", "encode_texts"]
+__all__ = ["TextTower", "text_tower", "text_features", "encode_tokens", "encode_texts"]
 
 _POOLS = ("argmax", "eos")
 
@@ -76,13 +76,23 @@ def text_tower(model: torch.nn.Module) -> TextTower | None:
     return TextTower(module, model)
 
 
+def text_features(
+    model: torch.nn.Module, tokens: torch.Tensor, *, truncate: bool = True
+) -> torch.Tensor:
+    """Unnormalised text features (B, dim) of a token batch (B, context), differentiable.
+
+    The truncated forward when the tower allows it, else ``model.encode_text``. Training the toy
+    CLIP (:mod:`zsvl.toy.train`) uses this too, so encoding and training share one forward.
+    """
+    tower = text_tower(model) if truncate else None
+    return tower.forward(tokens) if tower is not None else model.encode_text(tokens)
+
+
 def encode_tokens(
     model: torch.nn.Module, tokens: torch.Tensor, *, truncate: bool = True
 ) -> torch.Tensor:
     """L2-normalised float32 features of a token batch (B, context) on the model's device."""
-    tower = text_tower(model) if truncate else None
-    features = tower.forward(tokens) if tower is not None else model.encode_text(tokens)
-    return F.normalize(features.float(), dim=-1)
+    return F.normalize(text_features(model, tokens, truncate=truncate).float(), dim=-1)
 
 
 def encode_texts(

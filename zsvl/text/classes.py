@@ -63,9 +63,21 @@ class ClassSet:
         path = Path(path)
         if not path.is_file():
             raise InvalidParameterError(f"Class file {str(path)!r} does not exist.")
-        text = path.read_text(encoding="utf-8")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidParameterError(
+                f"Class file {str(path)!r} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at "
+                f"offset {exc.start}); save it as UTF-8."
+            ) from None
         if path.suffix == ".json":
-            data = json.loads(text)
+            try:
+                data = json.loads(text)
+            except ValueError as exc:
+                raise InvalidParameterError(
+                    f"Class file {str(path)!r} is not valid JSON ({exc}); give a JSON list of "
+                    "names, or a .txt file with one name per line."
+                ) from None
             names = data.get("classes", data) if isinstance(data, dict) else data
             if not isinstance(names, list):
                 raise InvalidParameterError(f"{path} must hold a JSON list of class names.")

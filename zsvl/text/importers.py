@@ -6,8 +6,10 @@
   [desc_i, desc_j]}]}}`` keyed by label indices.
 
 JSON key order is never taken as label order: give the class list (it is only inferred from the
-keys, with a warning, when none is given). The :class:`ImportReport` lists missing, extra,
-duplicate (repeated JSON keys, repeated descriptors) and empty entries, and malformed ones.
+keys, with a warning, when none is given). Names match exactly, else up to case, ``_`` and spaces;
+two classes that would then match one key never share it (a collision in the report). The
+:class:`ImportReport` lists missing, extra, duplicate (repeated JSON keys, repeated descriptors),
+colliding and empty entries, and malformed ones.
 """
 
 from __future__ import annotations
@@ -47,20 +49,22 @@ class ImportReport:
     duplicate_descriptors: dict[str, int] = field(default_factory=dict)  # class -> repeats dropped
     empty: list[str] = field(default_factory=list)  # classes (or pairs) with an empty list
     invalid: list[str] = field(default_factory=list)  # malformed entries, with the reason
+    collisions: list[str] = field(default_factory=list)  # names that match each other loosely
     cleaned: int = 0  # descriptors rewritten ("It is a seabird." -> "a seabird")
     pairs: int = 0  # pairs read (FuDD)
     notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not (self.missing or self.extra or self.duplicate_keys or self.empty or self.invalid)
+        return not (self.missing or self.extra or self.duplicate_keys or self.empty or self.invalid
+                    or self.collisions)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()} | {"ok": self.ok}
 
     def __str__(self) -> str:
         lines = [f"{self.source} ({self.schema}): checked against {self.classes} classes"]
-        for name in ("missing", "extra", "duplicate_keys", "empty", "invalid"):
+        for name in ("missing", "extra", "duplicate_keys", "empty", "invalid", "collisions"):
             items = getattr(self, name)
             if items:
                 shown = ", ".join(repr(x) for x in items[:8]) + (" ..." if len(items) > 8 else "")
@@ -110,23 +114,56 @@ def _norm(name: str) -> str:
     return " ".join(name.replace("_", " ").lower().split())
 
 
+def _match_keys(data: dict[str, Any], classes: ClassSet, report: ImportReport) -> list[str | None]:
+    """The file key of each class: its exact name, else the one key equal up to case, ``_`` and
+    spaces (then an alias the same way). A key claimed by two classes goes to the one that names
+    it exactly, or to none; both cases are reported as collisions, never shared silently."""
+    loose: dict[str, list[str]] = {}
+    for k in data:
+        loose.setdefault(_norm(k), []).append(k)
+    keys: list[str | None] = []
+    for label, name in enumerate(classes.names):
+        key = name if name in data else None
+        aliases = classes.aliases[label] if classes.aliases else ()
+        for candidate in (name, *aliases):
+            if key is not None:
+                break
+            found = loose.get(_norm(candidate), [])
+            if len(found) > 1:
+                report.collisions.append(
+                    f"keys {found} all match class {name!r} (up to case, '_' and spaces); "
+                    "none was used"
+                )
+                break
+            key = candidate if candidate in data else (found[0] if found else None)
+        keys.append(key)
+    claims: dict[str, list[int]] = {}
+    for label, key in enumerate(keys):
+        if key is not None:
+            claims.setdefault(key, []).append(label)
+    for key, labels in claims.items():
+        names = list(dict.fromkeys(classes.names[lab] for lab in labels))
+        if len(names) < 2:
+            continue  # one name repeated in the class list: noted below, as before
+        winner = key if key in names else None
+        for lab in labels:
+            if classes.names[lab] != winner:
+                keys[lab] = None
+        kept = f"kept for {winner!r} only" if winner is not None else "used for none"
+        report.collisions.append(
+            f"classes {names} differ only in case, '_' or spaces and all match the key {key!r}; "
+            f"its descriptors were {kept}"
+        )
+    return keys
+
+
 def _class_lists(
     data: dict[str, Any], classes: ClassSet, report: ImportReport, *, clean: bool
 ) -> tuple[tuple[str, ...], ...]:
     """Per-class descriptor tuples from a ``{class: [...]}`` mapping, filling the report."""
-    exact = {k: k for k in data}
-    loose: dict[str, str] = {}
-    for k in data:
-        loose.setdefault(_norm(k), k)
     used: set[str] = set()
-    out = []
-    for name in classes.names:
-        key = exact.get(name) or loose.get(_norm(name))
-        if key is None:
-            for alias in classes.aliases[classes.names.index(name)] if classes.aliases else ():
-                key = exact.get(alias) or loose.get(_norm(alias))
-                if key is not None:
-                    break
+    out: list[tuple[str, ...]] = []
+    for name, key in zip(classes.names, _match_keys(data, classes, report), strict=True):
         if key is None:
             report.missing.append(name)
             out.append(())

@@ -1,10 +1,13 @@
 """On-disk cache of LLM requests and responses, so that any run can be replayed offline.
 
 One JSON file per request under ``<root>/<key[:2]>/<key>.json``. The key is the SHA-256 of the
-canonical JSON of the exact request (messages, model and every sampling parameter); the entry
-stores that request, the raw answer text, the token usage and, once a caller has parsed the
-answer, the parsed result. Writes are atomic (temporary file, fsync, rename). An entry that does
-not parse or whose request does not hash to its key is reported and treated as missing.
+canonical JSON of the endpoint (URL without credentials) and the exact request (model, messages
+and every sampling parameter), so two servers that serve a model of the same name never share
+answers. The entry stores the endpoint, the request, the raw answer text, the token usage,
+whether the caller accepted the answer, and the parsed result of an accepted one. Writes are
+atomic (temporary file, fsync, rename). An entry that does not parse or whose content does not
+hash to its key is reported and treated as missing. Nothing secret is stored: the request body
+holds no key and the endpoint is stripped of credentials by the client.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ __all__ = ["LLMCache", "request_key", "default_cache_dir"]
 
 logger = logging.getLogger(__name__)
 
-CACHE_FORMAT = 1  # bump when the entry layout changes
+CACHE_FORMAT = 2  # bump when the key or the entry layout changes (2: the endpoint joined the key)
 
 
 def default_cache_dir() -> Path:
@@ -32,9 +35,10 @@ def default_cache_dir() -> Path:
     return zsvl_home() / "llm"
 
 
-def request_key(request: dict[str, Any]) -> str:
-    """SHA-256 hex digest of the canonical JSON of ``request`` (sorted keys, no whitespace)."""
-    blob = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+def request_key(request: dict[str, Any], endpoint: str) -> str:
+    """SHA-256 hex digest of the canonical JSON of ``endpoint`` and ``request``."""
+    blob = json.dumps({"endpoint": endpoint, "request": request}, sort_keys=True,
+                      separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(f"zsvl-llm-{CACHE_FORMAT}:{blob}".encode()).hexdigest()
 
 
@@ -47,9 +51,9 @@ class LLMCache:
     def path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.json"
 
-    def get(self, request: dict[str, Any]) -> dict[str, Any] | None:
-        """The cached entry for ``request`` (keys: request, text, usage, parsed, ...), or None."""
-        key = request_key(request)
+    def get(self, request: dict[str, Any], endpoint: str) -> dict[str, Any] | None:
+        """The cached entry (keys: endpoint, request, text, accepted, parsed, ...), or None."""
+        key = request_key(request, endpoint)
         path = self.path(key)
         try:
             entry = json.loads(path.read_text(encoding="utf-8"))
@@ -58,7 +62,8 @@ class LLMCache:
         except (OSError, ValueError) as exc:
             logger.warning("Ignoring a corrupted LLM cache entry %s (%s); asking again.", path, exc)
             return None
-        if not isinstance(entry, dict) or request_key(entry.get("request", {})) != key:
+        if not isinstance(entry, dict) or not isinstance(entry.get("endpoint"), str) or \
+                request_key(entry.get("request", {}), entry["endpoint"]) != key:
             logger.warning("Ignoring LLM cache entry %s: its request does not match its key.", path)
             return None
         if not isinstance(entry.get("text"), str):
@@ -67,34 +72,35 @@ class LLMCache:
         return entry
 
     def put(
-        self, request: dict[str, Any], text: str, *, usage: dict[str, int] | None = None,
-        finish_reason: str | None = None, endpoint: str | None = None,
+        self, request: dict[str, Any], text: str, *, endpoint: str, accepted: bool = True,
+        parsed: Any = None, usage: dict[str, int] | None = None, finish_reason: str | None = None,
     ) -> dict[str, Any]:
-        """Store the raw answer ``text`` to ``request``; returns the entry written."""
-        entry = {
+        """Store the raw answer ``text`` to ``request`` sent to ``endpoint``; returns the entry.
+
+        ``accepted=False`` marks an answer the caller rejected: clients serve it only offline.
+        """
+        entry: dict[str, Any] = {
             "format": CACHE_FORMAT,
+            "endpoint": endpoint,
             "request": request,
             "text": text,
+            "accepted": bool(accepted),
             "usage": dict(usage or {}),
             "finish_reason": finish_reason,
-            "endpoint": endpoint,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        self._write(request_key(request), entry)
+        if parsed is not None:
+            entry["parsed"] = _jsonable(parsed)
+        atomic_write_text(self.path(request_key(request, endpoint)),
+                          json.dumps(entry, ensure_ascii=False, indent=1))
         return entry
-
-    def annotate(self, request: dict[str, Any], **fields: Any) -> None:
-        """Add fields (for example ``parsed=[...]``) to an existing entry; no-op when missing."""
-        entry = self.get(request)
-        if entry is None:
-            return
-        if all(entry.get(k) == v for k, v in fields.items()):
-            return
-        entry.update(fields)
-        self._write(request_key(request), entry)
-
-    def _write(self, key: str, entry: dict[str, Any]) -> None:
-        atomic_write_text(self.path(key), json.dumps(entry, ensure_ascii=False, indent=1))
 
     def __len__(self) -> int:
         return sum(1 for _ in self.root.glob("??/*.json")) if self.root.is_dir() else 0
+
+
+def _jsonable(value: Any) -> Any:
+    """Tuples as lists, recursively (parsed FuDD answers are tuples)."""
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value

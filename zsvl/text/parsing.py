@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["parse_list", "parse_json", "parse_pairs", "clean_item"]
+__all__ = ["parse_list", "parse_json", "parse_pairs", "clean_item", "MentionFinder"]
 
 # "- x", "* x", "• x", "– x", "1. x", "1) x", "(1) x", "a) x"
 _BULLET = re.compile(r"^\s*(?:[-*•‣◦–—+]|\(?\d{1,3}[.)]|\(?[a-z][.)])\s+(?P<item>.+)$")
@@ -152,3 +153,40 @@ def _pair_entry(entry: Any) -> tuple[str, str, str] | None:
     if not all(isinstance(v, str) and v.strip() for v in (first, second)):
         return None
     return clean_item(str(attr)) or "attribute", clean_item(first), clean_item(second)
+
+
+def _tokens(text: str) -> tuple[str, ...]:
+    return tuple(re.findall(r"[a-z0-9]+", text.lower().replace("_", " ")))
+
+
+class MentionFinder:
+    """Finds where a text names a class of a set, as whole words (case, ``_`` and punctuation
+    ignored): ``MentionFinder(["tree frog", "frog"]).others("unlike a frog", own=0) == [1]``.
+
+    A mention inside a mention of the text's own class does not count ("tree frog" does not name
+    "frog" when the text is about the tree frog). One pass over the text's words, so checking every
+    descriptor of a 1000-class set stays fast.
+    """
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self._by_first: dict[str, list[tuple[tuple[str, ...], int]]] = {}
+        for label, name in enumerate(names):
+            toks = _tokens(name)
+            if toks:
+                self._by_first.setdefault(toks[0], []).append((toks, label))
+
+    def others(self, text: str, own: int) -> list[int]:
+        """Labels other than ``own`` that ``text`` names, in order of first mention."""
+        toks = _tokens(text)
+        hits: list[tuple[int, int, int]] = []  # (start, end, label)
+        for i, tok in enumerate(toks):
+            for phrase, label in self._by_first.get(tok, ()):
+                if toks[i : i + len(phrase)] == phrase:
+                    hits.append((i, i + len(phrase), label))
+        own_spans = [(s, e) for s, e, label in hits if label == own]
+        out: list[int] = []
+        for s, e, label in hits:
+            inside = any(a <= s and e <= b for a, b in own_spans)
+            if label != own and not inside and label not in out:
+                out.append(label)
+        return out

@@ -3,7 +3,8 @@
 Images are rendered once into a pool (stream 1 of the seed, never used by the toy suite); every
 step pairs a batch of them with freshly drawn captions (:func:`zsvl.toy.captions.training_caption`)
 and takes one AdamW step on the symmetric contrastive loss. Text is encoded with per-batch
-truncation to the longest caption, which a causal tower's end-of-text output cannot notice. The
+truncation to the longest caption (:func:`zsvl.models.textenc.text_features`, the forward that
+encoding uses too), which a causal tower's end-of-text output cannot notice. The
 result is an fp16 state_dict that ``open_clip.create_model("zsvl-toy-clip", pretrained=...)``
 loads, plus a JSON of provenance and the zero-shot numbers of :mod:`zsvl.toy.evaluate`.
 """
@@ -31,7 +32,7 @@ from zsvl.toy.model import TOY_MODEL_NAME, register_toy_config, toy_checkpoint_p
 from zsvl.toy.render import render_scenes
 from zsvl.toy.world import Scene, sample_scene, scene_rng
 
-__all__ = ["TrainConfig", "render_pool", "encode_text_truncated", "train", "main"]
+__all__ = ["TrainConfig", "render_pool", "train", "main"]
 
 logger = logging.getLogger(__name__)
 TRAIN_STREAM = 1  # scene_rng stream of the training images
@@ -65,20 +66,6 @@ def render_pool(seed: int, size: int, workers: int = 2) -> tuple[np.ndarray, lis
             pool.map(_render_chunk, [seed] * (len(bounds) - 1), bounds[:-1], bounds[1:])
         )
     return np.concatenate([p[0] for p in parts]), [s for p in parts for s in p[1]]
-
-
-def encode_text_truncated(model: Any, tokens: Any) -> Any:
-    """``model.encode_text(tokens)`` computed on the first L positions only (L = longest text).
-
-    Exact for a causal text tower with argmax (end-of-text) pooling, and much faster.
-    """
-    length = int(tokens.argmax(dim=-1).max()) + 1
-    tokens = tokens[:, :length]
-    x = model.token_embedding(tokens) + model.positional_embedding[:length]
-    x = model.transformer(x, attn_mask=model.attn_mask[:length, :length])
-    x = model.ln_final(x)
-    x = x[np.arange(x.shape[0]), tokens.argmax(dim=-1)]
-    return x @ model.text_projection
 
 
 def _optimizer(model: Any, cfg: TrainConfig) -> Any:
@@ -123,6 +110,8 @@ def train(cfg: TrainConfig) -> tuple[Any, dict[str, Any]]:
     import torch
     import torch.nn.functional as F
 
+    from zsvl.models.textenc import text_features
+
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     torch.use_deterministic_algorithms(True)
@@ -142,8 +131,8 @@ def train(cfg: TrainConfig) -> tuple[Any, dict[str, Any]]:
         x = (pixels[idx].float() / 255.0 - mean) / std
         tokens = tokenizer([training_caption(scenes[i], rng, cfg.name_p) for i in idx])
         image_features = F.normalize(model.encode_image(x), dim=-1)
-        text_features = F.normalize(encode_text_truncated(model, tokens), dim=-1)
-        loss = loss_fn(image_features, text_features, model.logit_scale.exp())
+        text_feats = F.normalize(text_features(model, tokens), dim=-1)
+        loss = loss_fn(image_features, text_feats, model.logit_scale.exp())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
