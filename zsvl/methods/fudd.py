@@ -154,9 +154,9 @@ class FuDDClassifier(ScoreClassifier):
         new = [t for t in dict.fromkeys(texts) if t not in self._text_row]
         if new:
             shown = [t.capitalize() if self.capitalize else t for t in new]
-            distinct = list(dict.fromkeys(shown))
-            emb = self.encoder.encode_texts(distinct, batch_size=self.batch_size)
-            emb = np.asarray(emb, np.float32)[[distinct.index(s) for s in shown]]
+            distinct = {s: r for r, s in enumerate(dict.fromkeys(shown))}
+            emb = self.encoder.encode_texts(list(distinct), batch_size=self.batch_size)
+            emb = np.asarray(emb, np.float32)[[distinct[s] for s in shown]]
             self._text_row.update({t: len(self.texts_) + r for r, t in enumerate(new)})
             self.texts_ = self.texts_ + new
             self.text_embeddings_ = np.concatenate([self.text_embeddings_, emb])
