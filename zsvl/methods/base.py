@@ -106,7 +106,8 @@ class ScoreClassifier(ClassifierMixin, BaseEstimator, ABC):
 
     def predict(self, X: Any) -> np.ndarray:
         """Class names of the best class per row, object array (n_samples,)."""
-        return self.classes_[self.decision_function(X).argmax(1)]
+        labels = self.decision_function(X).argmax(1)
+        return self.classes_[labels]
 
     def predict_label(self, X: Any) -> np.ndarray:
         """Integer labels (positions in ``classes_``) of the best class, shape (n_samples,)."""
