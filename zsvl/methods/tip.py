@@ -202,8 +202,9 @@ class TipAdapter(ScoreClassifier):
         self.classes_ = head.classes
         self.logit_scale_ = head.logit_scale
         self.device_ = head.device
-        self._kl_range: tuple[float, float, float, float] | None = None
-        self._tensor_cache = None
+        # derived tensors, filled on first use: a memo whose identity never changes, so that
+        # scoring leaves the fitted state (and __dict__) as fit made it
+        self._memo: dict[str, Any] = {}
         return self
 
     # -- the pieces of the logits, also used by the hyperparameter search -------------------
@@ -216,13 +217,13 @@ class TipAdapter(ScoreClassifier):
     def _tensors(self) -> tuple[Any, Any]:
         import torch
 
-        cached = getattr(self, "_tensor_cache", None)
+        cached = self._memo.get("tensors")
         if cached is None or cached[0].device != self.device_:
             cached = (
                 torch.as_tensor(self.keys_, device=self.device_),
                 torch.as_tensor(self.text_weights_, device=self.device_),
             )
-            self._tensor_cache = cached
+            self._memo["tensors"] = cached
         return cached
 
     def affinity_torch(self, X: Any) -> Any:
@@ -268,7 +269,7 @@ class TipAdapter(ScoreClassifier):
         """Off-diagonal min/max of key-to-key KL and of key-to-key affinity (fixed at fit)."""
         import torch
 
-        if self._kl_range is None:
+        if "kl_range" not in self._memo:
             n = len(keys)
             pick = np.linspace(0, n - 1, min(n, _KL_RANGE_KEYS)).round().astype(np.int64)
             sub_q, sub_k = log_q[pick], keys[pick]
@@ -276,10 +277,10 @@ class TipAdapter(ScoreClassifier):
             if len(pick) > 1:
                 off = ~torch.eye(len(pick), dtype=torch.bool, device=keys.device)
                 kl, aff = kl[off], aff[off]
-            self._kl_range = (
+            self._memo["kl_range"] = (
                 float(kl.min()), float(kl.max()), float(aff.min()), float(aff.max())
             )
-        return self._kl_range
+        return self._memo["kl_range"]
 
     def zero_shot_logits(self, X: Any) -> np.ndarray:
         """logit_scale * X T^T, shape (n, n_classes)."""
