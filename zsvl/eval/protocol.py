@@ -113,14 +113,21 @@ def fold_ids(labels: np.ndarray, n_folds: int, seed: int = 0) -> np.ndarray:
     return folds
 
 
-def _shot_arrays(shots: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(views (n, V, D), plain (n, D)) from ShotEmbeddings or an array (n, D) / (n, V, D)."""
+def _shot_arrays(shots: Any, *, raw: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(views (n, V, D), plain (n, D)) from ShotEmbeddings or an array (n, D) / (n, V, D).
+
+    raw : when the shots carry ``view_norms`` (n, V), return the raw (unnormalised) views, so
+    that Tip-Adapter's keys are normalize(mean of raw views) as in its reference code.
+    """
     views = getattr(shots, "views", shots)
     if hasattr(views, "detach"):
         views = views.detach().cpu().numpy()
     views = np.asarray(views, dtype=np.float32)
     if views.ndim == 2:
         views = views[:, None, :]
+    norms = getattr(shots, "view_norms", None)
+    if raw and norms is not None:
+        views = views * np.asarray(norms, dtype=np.float32)[:, :, None]
     plain = getattr(shots, "plain", None)
     plain = l2_normalize(views.mean(1)) if plain is None else as_embeddings(plain, name="plain")
     return views, plain
@@ -137,6 +144,7 @@ def _search(
     mode: str,
     n_folds: int,
     seed: int,
+    raw_views: bool = False,
 ) -> tuple[np.ndarray, int, str, list[str]]:
     """Grid counts on the search set chosen by ``mode``.
 
@@ -145,7 +153,7 @@ def _search(
     shots of the current fold (all shots outside "cv").
     """
     mode = resolve_mode(mode, val=val, search_set=search_set)
-    views, plain = _shot_arrays(shots)
+    views, plain = _shot_arrays(shots, raw=raw_views)
     y = np.asarray(y)
     notes: list[str] = []
     if mode != "cv":
@@ -215,7 +223,7 @@ def _tune(
     y = np.asarray(y)
     counts, n, used, notes = _search(base, count, shots, y, **search)
     result = _result(counts, n, grid, used, notes)
-    views, _ = _shot_arrays(shots)
+    views, _ = _shot_arrays(shots, raw=search.get("raw_views", False))
     return _with(base, result.best).fit(views, y), result
 
 
@@ -236,7 +244,8 @@ def tune_tip(
 ) -> tuple[Any, SearchResult]:
     """Choose Tip-Adapter's beta, alpha (and Tip-X gamma) without the test split.
 
-    shots : ShotEmbeddings (views (n, V, D) and plain (n, D)) or an array (n, [V,] D).
+    shots : ShotEmbeddings (views (n, V, D) and plain (n, D)) or an array (n, [V,] D). When
+        the shots carry ``view_norms`` (n, V), the keys average the raw views (the reference).
     y : (n,) labels. val : the few-shot validation set (X_val (m, D), y_val (m,)).
     betas, alphas : default Tip-Adapter's 200 x 20 ImageNet grid. ``params`` go to TipAdapter.
     """
@@ -253,7 +262,7 @@ def tune_tip(
 
     grid = {"beta": betas, "alpha": alphas, "gamma": gammas}
     return _tune(base, count, grid, shots, y, val=val, search_set=search_set, mode=mode,
-                 n_folds=n_folds, seed=seed)
+                 n_folds=n_folds, seed=seed, raw_views=True)
 
 
 def tune_gda(
