@@ -58,7 +58,8 @@ class FuDDClassifier(ScoreClassifier):
     encoder : Encoder.
     classes : ClassSet or names; may be None when ``descriptors`` holds the classes.
     llm : LLM client for pairs the store lacks, used by ``fit``/``partial_fit`` only (None:
-        every pair needed by the images given to ``fit`` must be in the store).
+        pairs missing from the store are scored with the stage-1 text, as in the reference,
+        and a warning says how many).
     descriptors : DescriptorSet or file whose ``pairs`` are already known (a cache of pairs).
     k : candidates per image kept from stage 1 (FuDD: 10).
     adaptive : False for the non-adaptive variant (needs every class pair).
@@ -97,7 +98,7 @@ class FuDDClassifier(ScoreClassifier):
         """Stage-1 weights, the pair store and its text embeddings.
 
         X : optional image embeddings (n, dim) to be classified; the pairs co-occurring in
-            their stage-1 top k are fetched from the LLM when the store lacks them (an error
+            their stage-1 top k are fetched from the LLM when the store lacks them (a warning
             without ``llm``). The non-adaptive variant fetches every pair. ``y`` is ignored.
         """
         if not isinstance(self.k, int) or self.k < 2:
@@ -172,11 +173,12 @@ class FuDDClassifier(ScoreClassifier):
         if self.llm is None:
             i, j = missing[0]
             names = self.classset_.names
-            raise InvalidParameterError(
-                f"FuDD needs descriptions of {len(missing)} class pairs the descriptor set "
-                f"lacks (e.g. {names[i]!r} vs {names[j]!r}); pass "
-                "llm=OpenAIChatClient(...) or descriptors with those pairs."
-            )
+            logger.warning(
+                "FuDD: the descriptor set lacks %d class pairs these images need (e.g. %r vs "
+                "%r); they are scored with the stage-1 text, as the reference scores pairs "
+                "missing from its file. Pass llm=OpenAIChatClient(...) or descriptors with those "
+                "pairs to describe them.", len(missing), names[i], names[j])
+            return
         from zsvl.text.generate import generate_pair_descriptions
 
         logger.info("FuDD: asking the LLM about %d new class pairs.", len(missing))
