@@ -231,7 +231,7 @@ def test_pair_store_replaces_the_llm_and_explanations_show_descriptions(server, 
     np.testing.assert_allclose(again.decision_function(X), expected, atol=1e-6)
     with caplog.at_level("WARNING"):
         FuDDClassifier(enc, names, k=4).fit(X)
-    assert "lacks" in caplog.text and "pass llm=" in caplog.text
+    assert "lacks" in caplog.text and "Pass llm=" in caplog.text
     topk, _ = top_k(first.stage1_scores(X[:3]), 4)
     for n, e in enumerate(first.explain(X[:3], top=50)):
         mine = {d for o in topk[n] if o != e.label

@@ -49,7 +49,7 @@ class PairTable:
     nothing); the last row (``pad``) is empty.
 
     codes : int64 (R,); text_ids : int64 (R + C + 1, m), every text of each row, -1 padded;
-    repeat_ids : int64 (R + C + 1, m'), only the texts that can repeat in a union (those that
+    repeat_ids : int32 (R + C + 1, m'), only the texts that can repeat in a union (those that
     occur more than once among their class's rows, and every fallback text), -1 padded;
     sums : float32 (R + C + 1, D), the sum of each row's text embeddings; texts : float32
     (T, D) by text id.
@@ -111,7 +111,8 @@ class PairTable:
             dense[codes // C, codes % C] = np.arange(R, dtype=np.int32)
             np.fill_diagonal(dense, R + C)
         return cls(C, codes, _padded(rows, ids, R + C + 1),
-                   _padded(rows[repeatable], ids[repeatable], R + C + 1), sums.numpy(), texts,
+                   _padded(rows[repeatable], ids[repeatable], R + C + 1).astype(np.int32),
+                   sums.numpy(), texts,
                    dense)
 
     def lookup(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -197,8 +198,8 @@ def rescore_topk(
             repeat = (ids[:, 1:] == ids[:, :-1]) & (ids[:, 1:] >= 0)
             if bool(repeat.any()):  # each extra occurrence of a text is subtracted once
                 per_bag = repeat.sum(1)
-                W -= F.embedding_bag(ids[:, 1:][repeat], texts, per_bag.cumsum(0) - per_bag,
-                                     mode="sum")
+                offsets = (per_bag.cumsum(0) - per_bag).to(ids.dtype)
+                W -= F.embedding_bag(ids[:, 1:][repeat], texts, offsets, mode="sum")
             W = W.view(len(t), k, -1)
             x = Xt[order_t[start : start + chunk]]
             dot = (W * x[:, None, :]).sum(-1)  # 5x faster than bmm for (b, k, D) x (b, D)
