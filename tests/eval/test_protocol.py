@@ -191,3 +191,23 @@ def test_gda_em_without_labels_is_fixed_and_with_val_searches():
                                logit_scale=100.0)
     assert result2.mode == "fewshot-val" and result2.scores.shape == (2, 2)
     assert em2.max_iter == result2.best["max_iter"]
+
+
+def test_tuners_clone_one_estimator_keeping_its_parameters_and_collaborators():
+    """The adapters a search fits are clones of one estimator: every parameter the caller gave
+    survives, the searched ones are set, and the zero-shot head is shared, not copied."""
+
+    class Head:  # a fitted zero-shot head: weights_, classes_, logit_scale_
+        def __init__(self, weights):
+            self.weights_, self.logit_scale_ = weights, 100.0
+            self.classes_ = np.array([f"c{i}" for i in range(len(weights))], dtype=object)
+
+    text, views, y, val, _ = problem(seed=6)
+    head = Head(text)
+    tip, result = tune_tip(head, views, y, val=val, betas=[0.5, 3.0], alphas=[0.3, 2.0],
+                           kl_temperature=0.3, batch_size=7)
+    assert tip.zero_shot is head and (tip.kl_temperature, tip.batch_size) == (0.3, 7)
+    assert (tip.beta, tip.alpha) == (result.best["beta"], result.best["alpha"])
+    assert list(tip.classes_) == list(head.classes_)
+    gda, result = tune_gda(head, views, y, mode="cv", alphas=(0.1, 1.0), n_neighbors=5)
+    assert gda.zero_shot is head and gda.n_neighbors == 5 and gda.alpha == result.best["alpha"]

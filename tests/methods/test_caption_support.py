@@ -81,22 +81,49 @@ def test_alpha_zero_is_zero_shot(setup) -> None:
 
 
 def test_kl_term_against_a_loop(setup) -> None:
+    """Tip-X's term (SuS-X): -KL between class-probability signatures, its range mapped onto
+    the affinities' range; both ranges fixed at fit from the keys (off-diagonal key pairs)."""
     enc, index, X, _ = setup
     clf = _fit(enc, index, m=4, alpha=0.0, gamma=3.0).fit()
-    W, K, t = clf.weights_, clf.cap_keys_, 0.5
+    W, K, t = clf.weights_.astype(np.float64), clf.cap_keys_.astype(np.float64), 0.5
 
     def sig(v):
         z = np.exp((W @ v) / t - ((W @ v) / t).max())
         return z / z.sum()
 
-    x = X[0]
-    p = sig(x)
-    kl = np.array([np.sum(p * np.log(p / sig(k))) for k in K])
-    s = -kl
-    s = (s - s.min()) / (s.max() - s.min())
-    term = s @ clf.cap_values_
-    expect = 100 * x @ W.T + 3.0 * term
-    np.testing.assert_allclose(clf.decision_function(X[:1])[0] * 100, expect, rtol=1e-4, atol=1e-3)
+    def kl(p, q):
+        return float(np.sum(p * np.log(p / q)))
+
+    owners = np.repeat(np.arange(len(CLASSES)), (clf.support_ids_ >= 0).sum(1))
+    off = [(i, j) for i in range(len(K)) for j in range(len(K)) if i != j]
+    kls = [kl(sig(K[i]), sig(K[j])) for i, j in off]
+    affs = [K[i] @ K[j] for i, j in off]
+    slope = (max(affs) - min(affs)) / (max(kls) - min(kls))
+    for x in X[:3]:
+        term = np.zeros(len(CLASSES))
+        for key, c in zip(K, owners, strict=True):
+            scaled = min(affs) + (kl(sig(x), sig(key)) - min(kls)) * slope
+            term[c] -= scaled / np.sum(owners == c)
+        expect = 100 * x @ W.T + 3.0 * term
+        np.testing.assert_allclose(clf.decision_function(x[None])[0] * 100, expect,
+                                   rtol=1e-4, atol=2e-3)
+
+
+def test_the_cache_is_a_tip_adapter_and_the_search_is_exhaustive(setup) -> None:
+    from zsvl.methods.caption_support import ALPHAS, BETAS
+    from zsvl.methods.tip import TipAdapter
+
+    enc, index, X, y = setup
+    clf = _fit(enc, index, m=8).fit(X_val=X[:45], y_val=y[:45])
+    assert isinstance(clf.tip_, TipAdapter) and clf.tip_.device_.type == "cpu"
+    best, acc = None, -1.0
+    for beta in BETAS:  # brute force: every grid point scored on its own
+        for alpha in ALPHAS:
+            s = _fit(enc, index, m=8, alpha=alpha, beta=beta).fit().decision_function(X[:45])
+            a = float((s.argmax(1) == y[:45]).mean())
+            if a > acc:
+                best, acc = (alpha, beta), a
+    assert (clf.alpha_, clf.beta_) == best and clf.val_accuracy_ == pytest.approx(acc)
 
 
 def test_image_shots_mix_with_delta(setup) -> None:
@@ -129,7 +156,7 @@ def test_errors(setup) -> None:
         CaptionSupportAdapter(enc, CLASSES).fit()
     with pytest.raises(InvalidParameterError, match="'m' parameter .* int >= 1"):
         _fit(enc, index, m=0).fit()
-    with pytest.raises(InvalidParameterError, match="'beta' parameter .* float >= 0"):
+    with pytest.raises(InvalidParameterError, match="'beta' parameter .* float > 0"):
         _fit(enc, index, beta=-1.0).fit()
     with pytest.raises(IndexMismatchError, match="caption index was built with"):
         CaptionSupportAdapter(HashEncoder(48, name="x"), CLASSES, index=index).fit()

@@ -211,3 +211,42 @@ def test_em_zero_iterations_and_estimated_priors():
         GDAEMAdapter(T, logit_scale=10.0, priors="counts").fit(Xt)
     with pytest.raises(InvalidParameterError, match="'max_iter' parameter.*an int >= 0"):
         GDAEMAdapter(T, logit_scale=10.0, max_iter=-2).fit(Xt)
+
+
+def reference_gda_em(X, T, scale, rounds, ridge=1.0):
+    """EM for a shared-covariance Gaussian mixture, float64 numpy, written from the formulas:
+    R0 = softmax(scale X T^T); M: N_c, mu_c, S = sum_i sum_c R_ic (x_i - mu_c)(x_i - mu_c)^T,
+    Sigma = S / (n - 1) + ridge tr(S / (n - 1)) / (n - 1) I; E: R = softmax(log(1/C)
+    + x Sigma^-1 mu^T - 1/2 mu Sigma^-1 mu^T)."""
+    X = X.astype(np.float64)
+    n, D = X.shape
+    C = len(T)
+
+    def softmax(z):
+        z = np.exp(z - z.max(1, keepdims=True))
+        return z / z.sum(1, keepdims=True)
+
+    R = softmax(scale * X @ T.astype(np.float64).T)
+    for step in range(rounds + 1):
+        mass = R.sum(0)
+        mu = (R.T @ X) / mass[:, None]
+        S = sum((R[:, c, None] * (X - mu[c])).T @ (X - mu[c]) for c in range(C))
+        sigma = S / (n - 1) + ridge * np.trace(S / (n - 1)) / (n - 1) * np.eye(D)
+        W = np.linalg.solve(sigma, mu.T).T  # (C, D)
+        b = np.log(1.0 / C) - 0.5 * np.einsum("cd,cd->c", mu, W)
+        if step == rounds:
+            return mu, W, b, R
+        R = softmax(X @ W.T + b)
+
+
+@pytest.mark.parametrize("rounds", [0, 1, 4])
+def test_em_equals_the_formula_in_float64(rounds):
+    _, _, Xt, _, mu = gaussian_data(C=4, D=5, n=5, n_test=40, seed=11, spread=1.2)
+    T = (mu + np.random.default_rng(3).normal(size=mu.shape)).astype(np.float32)
+    em = GDAEMAdapter(T, logit_scale=10.0, max_iter=rounds, tol=0.0).fit(Xt)
+    means, W, b, R = reference_gda_em(Xt, T, 10.0, rounds)
+    assert em.n_iter_ == rounds
+    np.testing.assert_allclose(em.means_, means, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(em.coef_, W, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(em.intercept_, b, rtol=1e-4, atol=1e-4)
+    assert (em.labels_ == R.argmax(1)).all()

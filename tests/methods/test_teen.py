@@ -1,4 +1,6 @@
-"""TEENCalibrator against a direct per-prototype numpy computation of the TEEN formula."""
+"""TEENCalibrator (torch float32) against a direct per-prototype float64 numpy computation of
+the published formula: w = softmax(tau cos(p_n, p_b)); p' = (1 - lam) p_n + lam normalize(w P_b).
+"""
 
 from __future__ import annotations
 
@@ -26,9 +28,24 @@ def test_formula_matches_direct_computation(lam, tau):
     rng = np.random.default_rng(0)
     base, new = rng.normal(size=(7, 12)), rng.normal(size=(3, 12)) * 3.0  # unnormalised input
     got = TEENCalibrator(lam=lam, tau=tau).fit(base).transform(new)
+    assert got.dtype == np.float32
     np.testing.assert_allclose(got, direct_teen(new, base, lam, tau), rtol=1e-5, atol=1e-6)
     w = TEENCalibrator(lam=lam, tau=tau).fit(base).weights(new)
-    np.testing.assert_allclose(w.sum(1), 1.0)
+    np.testing.assert_allclose(w.sum(1), 1.0, rtol=1e-6)
+
+
+def test_torch_input_and_device_and_clone():
+    import torch
+    from sklearn.base import clone
+
+    rng = np.random.default_rng(3)
+    base, new = rng.normal(size=(9, 6)), rng.normal(size=(4, 6))
+    calib = TEENCalibrator(lam=0.3, tau=8.0, device="cpu").fit(torch.as_tensor(base).float())
+    assert calib.device_.type == "cpu"
+    np.testing.assert_allclose(calib.transform(torch.as_tensor(new).float()),
+                               direct_teen(new, base, 0.3, 8.0), rtol=1e-5, atol=1e-6)
+    twin = clone(calib)
+    assert twin.get_params() == calib.get_params() and not hasattr(twin, "base_prototypes_")
 
 
 def test_limits_and_defaults():

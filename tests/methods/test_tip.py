@@ -144,7 +144,7 @@ def test_fitted_zero_shot_classifier_is_injected():
     zs.fit()
     keys, y, queries, _, _ = clustered(C=3, D=16, seed=5)
     tip = TipAdapter(zs, alpha=0.0).fit(keys, y)
-    assert tip.logit_scale_ == 30.0 and tip.classes_.names == ("cat", "dog", "owl")
+    assert tip.logit_scale_ == 30.0 and list(tip.classes_) == ["cat", "dog", "owl"]
     np.testing.assert_allclose(tip.decision_function(queries), zs.decision_function(queries),
                                atol=1e-5)
 
@@ -171,3 +171,46 @@ def test_tip_x_adapter_is_tip_with_gamma_one():
     t = TipAdapter(centres, logit_scale=100.0, gamma=1.0).fit(keys, y)
     assert x.gamma == 1.0
     np.testing.assert_allclose(x.decision_function(queries), t.decision_function(queries))
+
+
+def test_keys_average_raw_views_like_the_reference_when_norms_are_known():
+    """Tip-Adapter's build_cache_model averages the raw view features, then normalises."""
+    from types import SimpleNamespace
+
+    from zsvl.eval.protocol import tune_tip
+
+    rng = np.random.default_rng(7)
+    C, D, V = 4, 12, 5
+    y = np.repeat(np.arange(C), 3)
+    raw = rng.normal(size=(len(y), V, D)) * rng.uniform(0.5, 3.0, size=(len(y), V, 1))
+    reference = raw.mean(1) / np.linalg.norm(raw.mean(1), axis=1, keepdims=True)
+    norms = np.linalg.norm(raw, axis=2)
+    views = (raw / norms[:, :, None]).astype(np.float32)
+    text = unit(rng.normal(size=(C, D)))
+    with_norms = TipAdapter(text, logit_scale=100.0).fit(views, y, view_norms=norms)
+    order = np.argsort(with_norms.layout_.order)  # back to input order
+    np.testing.assert_allclose(with_norms.keys_[order], reference, atol=1e-6)
+    from_raw = TipAdapter(text, logit_scale=100.0).fit(raw.astype(np.float32), y)
+    np.testing.assert_allclose(from_raw.keys_, with_norms.keys_, atol=1e-6)
+    shots = SimpleNamespace(views=views, view_norms=norms, plain=None)
+    from_shots = TipAdapter(text, logit_scale=100.0).fit(shots, y)
+    np.testing.assert_allclose(from_shots.keys_, with_norms.keys_, atol=1e-6)
+    plain = TipAdapter(text, logit_scale=100.0).fit(views, y)  # normalised views: differs
+    assert np.abs(plain.keys_ - with_norms.keys_).max() > 1e-3
+    tuned, _ = tune_tip(text, shots, y, val=(views[:, 0], y), betas=[1.0], alphas=[1.0],
+                        logit_scale=100.0)
+    np.testing.assert_allclose(tuned.keys_, with_norms.keys_, atol=1e-6)
+    with pytest.raises(InvalidParameterError, match="view_norms must have shape"):
+        TipAdapter(text, logit_scale=100.0).fit(views, y, view_norms=norms[:, :2])
+
+
+def test_sample_weights_scale_each_keys_value():
+    keys, y, queries, _, centres = clustered(C=3, per_class=4, seed=9)
+    w = np.random.default_rng(2).uniform(0.1, 2.0, len(y))
+    tip = TipAdapter(centres, logit_scale=50.0, alpha=1.5, beta=3.0).fit(keys, y, sample_weight=w)
+    L = np.eye(3)[y] * w[:, None]
+    expect = 50.0 * queries @ centres.T + 1.5 * np.exp(-3.0 * (1 - queries @ keys.T)) @ L
+    np.testing.assert_allclose(tip.decision_function(queries) * 50.0, expect, rtol=1e-5,
+                               atol=1e-4)
+    with pytest.raises(InvalidParameterError, match="sample_weight of TipAdapter"):
+        TipAdapter(centres, logit_scale=50.0).fit(keys, y, sample_weight=-w)

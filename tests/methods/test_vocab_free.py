@@ -67,7 +67,7 @@ def test_predicts_the_words_of_the_query(setup) -> None:
     for cands, caps in zip(res.candidates, res.captions, strict=True):
         assert abs(sum(p for _, p in cands) - 1.0) < 1e-5
         assert len(caps) <= 10
-    assert list(clf.predict(_images(enc))) == QUERIES
+    assert list(clf.fit(_images(enc)).predict(_images(enc))) == QUERIES
     # the default (vic's pipeline) names single words: one word of each query
     words = VocabularyFreeClassifier(enc, index).fit().predict_words(_images(enc)).labels
     assert all(w in q.split() for w, q in zip(words, QUERIES, strict=True))
@@ -105,19 +105,31 @@ def test_fit_discovers_a_vocabulary(setup) -> None:
     enc, index = setup
     X = _images(enc, QUERIES * 2)
     clf = VocabularyFreeClassifier(enc, index, extractor=PHRASES).fit(X)
-    assert set(QUERIES) <= set(clf.classes_.names)
-    assert set(clf.classes_.names[:4]) == set(QUERIES)  # most predicted first
+    assert set(QUERIES) <= set(clf.classes_)
+    assert set(clf.classes_[:4]) == set(QUERIES)  # most predicted first
     proba = clf.predict_proba(X)
     assert proba.shape == (8, len(clf.classes_))
     np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-5)
-    assert list(np.asarray(clf.classes_.names)[clf.predict_label(X)]) == QUERIES * 2
+    scores = clf.decision_function(X)
+    words = clf.predict_words(X)
+    for i, cands in enumerate(words.candidates):  # each row: the image's CaSED probabilities
+        for name, p in cands:
+            assert scores[i, list(clf.classes_).index(name)] == pytest.approx(p, abs=1e-6)
+    assert list(clf.predict(X)) == list(clf.classes_[scores.argmax(1)]) == QUERIES * 2
+    assert clf.score(X, QUERIES * 2) == 1.0
 
 
 def test_errors(setup) -> None:
     enc, index = setup
-    with pytest.raises(NotFittedError):
+    with pytest.raises(NotFittedError, match="call fit"):
+        VocabularyFreeClassifier(enc, index).predict(_images(enc))
+    with pytest.raises(NotFittedError, match="call fit"):
+        VocabularyFreeClassifier(enc, index).predict_words(_images(enc))
+    with pytest.raises(NotFittedError, match="fit\\(X\\) with image embeddings"):
         VocabularyFreeClassifier(enc, index).fit().decision_function(_images(enc))
-    with pytest.raises(InvalidParameterError, match="'alpha' parameter .* must be in \\[0, 1\\]"):
+    with pytest.raises(NotFittedError, match="fit\\(X\\) with image embeddings"):
+        VocabularyFreeClassifier(enc, index).fit().predict(_images(enc))
+    with pytest.raises(InvalidParameterError, match="'alpha' parameter .* >= 0 and <= 1"):
         VocabularyFreeClassifier(enc, index, alpha=1.5).fit()
     with pytest.raises(IndexMismatchError, match="build the index with this encoder"):
         VocabularyFreeClassifier(HashEncoder(64, name="other"), index).fit()

@@ -90,8 +90,9 @@ def _fudd(ctx: MethodContext) -> MethodResult:
     k = int(ctx.params.get("k", 10))
     llm = _llm(ctx)
     pairs = None if llm is not None else _descriptor_file(ctx, "fudd")
-    clf = FuDDClassifier(ctx.encoder, ctx.classes, llm=llm, descriptors=pairs, k=k).fit()
-    scores = clf.decision_function(ctx.X_test)
+    # fit on the (unlabelled) test images: it asks for the class pairs their top k need
+    clf = FuDDClassifier(ctx.encoder, ctx.classes, llm=llm, descriptors=pairs, k=k)
+    scores = clf.fit(ctx.X_test).decision_function(ctx.X_test)
     stage1 = clf.stage1_scores(ctx.X_test)
     hyper = {"k": k, "pairs_used": int(clf.pairs_needed_), "all_pairs": int(clf.all_pairs_)}
     return MethodResult(

@@ -113,21 +113,28 @@ def fold_ids(labels: np.ndarray, n_folds: int, seed: int = 0) -> np.ndarray:
     return folds
 
 
-def _shot_arrays(shots: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(views (n, V, D), plain (n, D)) from ShotEmbeddings or an array (n, D) / (n, V, D)."""
+def _shot_arrays(shots: Any, *, raw: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(views (n, V, D), plain (n, D)) from ShotEmbeddings or an array (n, D) / (n, V, D).
+
+    raw : when the shots carry ``view_norms`` (n, V), return the raw (unnormalised) views, so
+    that Tip-Adapter's keys are normalize(mean of raw views) as in its reference code.
+    """
     views = getattr(shots, "views", shots)
     if hasattr(views, "detach"):
         views = views.detach().cpu().numpy()
     views = np.asarray(views, dtype=np.float32)
     if views.ndim == 2:
         views = views[:, None, :]
+    norms = getattr(shots, "view_norms", None)
+    if raw and norms is not None:
+        views = views * np.asarray(norms, dtype=np.float32)[:, :, None]
     plain = getattr(shots, "plain", None)
     plain = l2_normalize(views.mean(1)) if plain is None else as_embeddings(plain, name="plain")
     return views, plain
 
 
 def _search(
-    make: Callable[[dict[str, Any]], Any],
+    base: Any,
     count: Callable[[Callable[[dict[str, Any]], Any], Any, np.ndarray], np.ndarray],
     shots: Any,
     y: np.ndarray,
@@ -137,15 +144,16 @@ def _search(
     mode: str,
     n_folds: int,
     seed: int,
+    raw_views: bool = False,
 ) -> tuple[np.ndarray, int, str, list[str]]:
     """Grid counts on the search set chosen by ``mode``.
 
-    ``make(fixed)`` builds an unfitted adapter with some parameters fixed; ``count(fit, X, y)``
-    returns the grid counts on (X, y), where ``fit(fixed)`` fits ``make(fixed)`` on the shots
-    of the current fold (all shots outside "cv").
+    ``base`` is the unfitted adapter; ``count(fit, X, y)`` returns the grid counts on (X, y),
+    where ``fit(fixed)`` fits a clone of ``base`` with the parameters ``fixed`` set, on the
+    shots of the current fold (all shots outside "cv").
     """
     mode = resolve_mode(mode, val=val, search_set=search_set)
-    views, plain = _shot_arrays(shots)
+    views, plain = _shot_arrays(shots, raw=raw_views)
     y = np.asarray(y)
     notes: list[str] = []
     if mode != "cv":
@@ -159,7 +167,7 @@ def _search(
             logger.warning("fewshot-val: %s.", notes[-1])
 
         def fit_all(fixed: dict[str, Any]) -> Any:
-            return make(fixed).fit(views, y)
+            return _with(base, fixed).fit(views, y)
 
         return count(fit_all, X_s, y_s), len(y_s), mode, notes
     per_class = np.bincount(y).max() if len(y) else 0
@@ -178,7 +186,7 @@ def _search(
             continue
 
         def fit_fold(fixed: dict[str, Any], keep: np.ndarray = ~held) -> Any:
-            return make(fixed).fit(views[keep], y[keep])
+            return _with(base, fixed).fit(views[keep], y[keep])
 
         counts = count(fit_fold, plain[held], y[held])
         total = counts if total is None else total + counts
@@ -195,20 +203,28 @@ def _result(
     return SearchResult(best, float(scores[best_at]), scores, grid, mode, n, notes)
 
 
+def _with(base: Any, fixed: dict[str, Any]) -> Any:
+    """An unfitted clone of ``base`` with the parameters ``fixed`` set (collaborators shared)."""
+    from sklearn.base import clone
+
+    return clone(base).set_params(**fixed)
+
+
 def _tune(
-    make: Callable[[dict[str, Any]], Any],
+    base: Any,
     count: Callable[[Callable[[dict[str, Any]], Any], Any, np.ndarray], np.ndarray],
     grid: dict[str, np.ndarray],
     shots: Any,
     y: Any,
     **search: Any,
 ) -> tuple[Any, SearchResult]:
-    """Search ``grid`` (see :func:`_search`), then fit ``make(best)`` on all the shots."""
+    """Search ``grid`` (see :func:`_search`), then fit a clone of ``base`` with the best values
+    on all the shots."""
     y = np.asarray(y)
-    counts, n, used, notes = _search(make, count, shots, y, **search)
+    counts, n, used, notes = _search(base, count, shots, y, **search)
     result = _result(counts, n, grid, used, notes)
-    views, _ = _shot_arrays(shots)
-    return make(result.best).fit(views, y), result
+    views, _ = _shot_arrays(shots, raw=search.get("raw_views", False))
+    return _with(base, result.best).fit(views, y), result
 
 
 def tune_tip(
@@ -228,7 +244,8 @@ def tune_tip(
 ) -> tuple[Any, SearchResult]:
     """Choose Tip-Adapter's beta, alpha (and Tip-X gamma) without the test split.
 
-    shots : ShotEmbeddings (views (n, V, D) and plain (n, D)) or an array (n, [V,] D).
+    shots : ShotEmbeddings (views (n, V, D) and plain (n, D)) or an array (n, [V,] D). When
+        the shots carry ``view_norms`` (n, V), the keys average the raw views (the reference).
     y : (n,) labels. val : the few-shot validation set (X_val (m, D), y_val (m,)).
     betas, alphas : default Tip-Adapter's 200 x 20 ImageNet grid. ``params`` go to TipAdapter.
     """
@@ -238,15 +255,14 @@ def tune_tip(
     alphas = TIP_GRID["alpha"] if alphas is None else np.asarray(alphas, dtype=float)
     gammas = np.asarray(gammas, dtype=float)
 
-    def make(fixed: dict[str, Any]) -> Any:
-        return TipAdapter(zero_shot, **{**params, **fixed})
+    base = TipAdapter(zero_shot, **params)
 
     def count(fit: Callable[[dict[str, Any]], Any], X: Any, yy: np.ndarray) -> np.ndarray:
         return tip_grid_counts(fit({}), X, yy, betas=betas, alphas=alphas, gammas=gammas)
 
     grid = {"beta": betas, "alpha": alphas, "gamma": gammas}
-    return _tune(make, count, grid, shots, y, val=val, search_set=search_set, mode=mode,
-                 n_folds=n_folds, seed=seed)
+    return _tune(base, count, grid, shots, y, val=val, search_set=search_set, mode=mode,
+                 n_folds=n_folds, seed=seed, raw_views=True)
 
 
 def tune_gda(
@@ -272,8 +288,7 @@ def tune_gda(
     alphas = np.asarray(alphas, dtype=float)
     ridges = np.asarray(ridges, dtype=float)
 
-    def make(fixed: dict[str, Any]) -> Any:
-        return GDAAdapter(zero_shot, **{**params, **fixed})
+    base = GDAAdapter(zero_shot, **params)
 
     def count(fit: Callable[[dict[str, Any]], Any], X: Any, yy: np.ndarray) -> np.ndarray:
         rows = []
@@ -291,7 +306,7 @@ def tune_gda(
         return np.stack(rows)
 
     grid = {"ridge": ridges, "alpha": alphas}
-    return _tune(make, count, grid, shots, y, val=val, search_set=search_set, mode=mode,
+    return _tune(base, count, grid, shots, y, val=val, search_set=search_set, mode=mode,
                  n_folds=n_folds, seed=seed)
 
 
@@ -311,10 +326,13 @@ def tune_gda_em(
     Without ``val`` (and no reproduction ``search_set``) nothing labelled exists: the adapter
     is fitted with ``params`` (default alpha=1, max_iter=10) and the result has mode "fixed".
     """
+    from sklearn.base import clone
+
     from zsvl.methods.gda_em import GDAEMAdapter
 
+    base = GDAEMAdapter(zero_shot, **params)
     if val is None and search_set is None:
-        adapter = GDAEMAdapter(zero_shot, **params).fit(X_unlabelled)
+        adapter = clone(base).fit(X_unlabelled)
         fixed = {"alpha": float(adapter.alpha), "max_iter": float(adapter.max_iter)}
         return adapter, SearchResult(
             fixed,
@@ -332,7 +350,7 @@ def tune_gda_em(
     iters = np.asarray(max_iters, dtype=int)
     rows = []
     for it in iters:
-        adapter = GDAEMAdapter(zero_shot, **{**params, "max_iter": int(it)}).fit(X_unlabelled)
+        adapter = _with(base, {"max_iter": int(it)}).fit(X_unlabelled)
         rows.append(
             linear_grid_counts(
                 adapter.zero_shot_logits(X_s),
@@ -344,7 +362,7 @@ def tune_gda_em(
         )
     result = _result(np.stack(rows), len(y_s), {"max_iter": iters, "alpha": alphas}, used, [])
     best = {"max_iter": int(result.best["max_iter"]), "alpha": result.best["alpha"]}
-    return GDAEMAdapter(zero_shot, **{**params, **best}).fit(X_unlabelled), result
+    return _with(base, best).fit(X_unlabelled), result
 
 
 def fit_and_evaluate(

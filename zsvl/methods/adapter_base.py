@@ -84,7 +84,9 @@ def resolve_zero_shot(
             )
     if hasattr(zero_shot, "weights_"):
         weights = as_embeddings(zero_shot.weights_, name="zero_shot.weights_")
-        head_classes = as_classset(zero_shot.classes_)
+        head_classes = getattr(zero_shot, "classset_", None) or as_classset(
+            [str(c) for c in zero_shot.classes_]
+        )
         if classes is not None and as_classset(classes).names != head_classes.names:
             raise InvalidParameterError(
                 f"classes given to {owner} differ from the zero-shot classifier's classes_; "

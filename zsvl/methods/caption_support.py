@@ -1,4 +1,4 @@
-"""Caption support sets: a Tip-Adapter-style cache whose keys are retrieved caption embeddings.
+"""Caption support sets: a Tip-Adapter cache whose keys are retrieved caption embeddings.
 
 No labelled image is needed. For each class, the caption index is searched with the class's
 prompt embedding; captions that name the class (every word of the class name, singular or plural)
@@ -6,15 +6,19 @@ are kept first, then the nearest others, up to ``m`` per class. Their stored tex
 cache keys K_cap (M, dim) with the class as value (L_cap, one-hot rows divided by the class's key
 count so that classes with fewer captions are not penalised). For image embeddings x (n, dim):
 
-    logits = s * x T^T + alpha * A_cap L_cap [+ gamma * S_kl L_cap] [+ image-shot term]
+    logits = s * x T^T + alpha * A_cap L_cap [+ gamma * KL term]
     A_cap = exp(-beta * (1 - x K_cap^T))
 
-with s the logit scale. With labelled shots (``fit(X, y)``) an image cache is mixed in as
-(1 - delta) * A_img L_img + delta * A_cap L_cap (CapS-Adapter's mixing, on the cache outputs).
-The optional KL term is SuS-X's TIP-X: S_kl = -KL(p(x) || p(k)) between class-probability
-signatures (softmax over classes, temperature ``kl_temperature``), min-max rescaled per row.
-alpha/beta default to values that need no labels; ``fit(X_val=..., y_val=...)`` searches them on
-a validation split (vectorised: one affinity matrix, one exp per beta).
+with s the logit scale. With labelled shots (``fit(X, y)``) the image keys join the cache with
+weights (1 - delta) / count (captions: delta / count), i.e. (1 - delta) A_img L_img +
+delta A_cap L_cap (CapS-Adapter's mixing, on the cache outputs).
+
+All of it is one :class:`~zsvl.methods.tip.TipAdapter` (``tip_``) fitted on those keys with
+``sample_weight`` = the value weights: the same cache code, the same Tip-X KL term (SuS-X's
+signatures with the rescaling range fixed at fit, see :mod:`zsvl.methods.tip`), the same torch
+math on the encoder's device, and the same vectorised grid search
+(:func:`zsvl.eval.search.tip_grid_counts`) when ``fit(X_val=..., y_val=...)`` is given a
+validation split. alpha/beta default to values that need no labels.
 """
 
 from __future__ import annotations
@@ -27,12 +31,13 @@ import numpy as np
 
 from zsvl.arrays import as_embeddings
 from zsvl.errors import IndexMismatchError, InvalidParameterError
+from zsvl.methods.adapter_base import as_views, check_number, encode_labels
 from zsvl.methods.base import ScoreClassifier
-from zsvl.methods.zeroshot import class_text_weights
+from zsvl.methods.tip import TipAdapter
+from zsvl.methods.zeroshot import ZeroShotClassifier
 from zsvl.models.base import Encoder
 from zsvl.text.candidates import singularize, tokenize
 from zsvl.text.classes import ClassSet, as_classset
-from zsvl.text.templates import load_templates
 
 __all__ = ["CaptionSupportAdapter", "select_support_captions", "mentions_class"]
 
@@ -80,10 +85,15 @@ class CaptionSupportAdapter(ScoreClassifier):
     index : a :class:`zsvl.index.CaptionIndex` built with ``encoder``.
     m : captions per class (16-64; default 32).
     alpha, beta : cache weight and sharpness (defaults 1.0 and 5.5 when no validation split).
-    gamma : weight of the KL-signature term (0 = off).
+    gamma : weight of the Tip-X KL-signature term (0 = off).
     delta : weight of the caption cache against the image-shot cache when shots are given.
     selection : see :func:`select_support_captions`.
     kl_temperature : temperature of the class-probability signatures (0.5 as in SuS-X).
+
+    Attributes (after ``fit``): ``classes_``, ``logit_scale_``, ``zero_shot_`` (the fitted
+    ZeroShotClassifier), ``weights_`` (its (C, D) text weights), ``support_ids_`` ((C, m)
+    caption ids, -1 pads), ``cap_keys_`` ((M, D)), ``tip_`` (the fitted TipAdapter holding the
+    cache), ``alpha_``, ``beta_`` (used values), ``val_accuracy_`` (with a validation split).
     """
 
     def __init__(self, encoder: Encoder, classes: ClassSet | Sequence[str] | None = None, *,
@@ -105,17 +115,15 @@ class CaptionSupportAdapter(ScoreClassifier):
         self.batch_size = batch_size
 
     def _validate(self) -> None:
+        name = type(self).__name__
         if self.classes is None or self.index is None:
-            raise InvalidParameterError("CaptionSupportAdapter needs classes=[...] and index=.")
-        if not isinstance(self.m, int) or self.m < 1:
-            raise InvalidParameterError(f"The 'm' parameter of CaptionSupportAdapter must be an int >= 1. Got {self.m!r}.")
-        for name in ("alpha", "beta"):
-            v = getattr(self, name)
-            if v is not None and (not isinstance(v, int | float) or v < 0):
-                raise InvalidParameterError(
-                    f"The '{name}' parameter of CaptionSupportAdapter must be a float >= 0. Got {v!r}.")
-        if not 0.0 <= self.delta <= 1.0:
-            raise InvalidParameterError(f"delta must be in [0, 1]. Got {self.delta!r}.")
+            raise InvalidParameterError(f"{name} needs classes=[...] and index=.")
+        check_number(self.m, "m", name, low=1, low_inclusive=True, integer=True)
+        if self.alpha is not None:
+            check_number(self.alpha, "alpha", name, low=0.0, low_inclusive=True)
+        if self.beta is not None:
+            check_number(self.beta, "beta", name, low=0.0)
+        check_number(self.delta, "delta", name, low=0.0, high=1.0, low_inclusive=True)
         fp = self.index.manifest["encoder"]["fingerprint"]
         if self.index.dim != self.encoder.embed_dim or fp != self.encoder.fingerprint:
             raise IndexMismatchError(
@@ -124,14 +132,16 @@ class CaptionSupportAdapter(ScoreClassifier):
 
     def fit(self, X: Any = None, y: Any = None, *, X_val: Any = None, y_val: Any = None
             ) -> CaptionSupportAdapter:
-        """Retrieve the caption support set; X, y : optional labelled image shots (n, dim), (n,);
-        X_val, y_val : optional validation split used to choose alpha and beta."""
+        """Retrieve the caption support set and build the cache.
+
+        X, y : optional labelled image shots, (n, dim) or (n, n_views, dim), and (n,);
+        X_val, y_val : optional validation split (m, dim), (m,) used to choose alpha and beta.
+        """
         self._validate()
         classes = as_classset(self.classes)
-        templates = self.templates or getattr(self.encoder, "default_templates", "single")
-        self.templates_ = load_templates(templates)
-        self.weights_ = class_text_weights(self.encoder, classes, self.templates_,
-                                           batch_size=self.batch_size)
+        self.zero_shot_ = ZeroShotClassifier(self.encoder, classes, templates=self.templates,
+                                             batch_size=self.batch_size).fit()
+        self.weights_ = self.zero_shot_.weights_
         ids, counts = select_support_captions(self.index, self.weights_, classes.names, self.m,
                                               selection=self.selection)
         if (counts == 0).any():
@@ -140,82 +150,63 @@ class CaptionSupportAdapter(ScoreClassifier):
                            len(missing), ", ".join(missing[:5]))
         valid = ids >= 0
         self.support_ids_ = ids
-        self.cap_keys_ = self.index.embeddings(ids[valid])
-        labels = np.repeat(np.arange(len(classes)), valid.sum(1))
-        self.cap_values_ = self._values(labels, len(classes))
-        self.img_keys_ = self.img_values_ = None
+        self.cap_keys_ = as_embeddings(self.index.embeddings(ids[valid]), name="caption keys")
+        cap_labels = np.repeat(np.arange(len(classes)), valid.sum(1))
+        keys, labels = self.cap_keys_, cap_labels
+        share = np.ones(len(cap_labels))
         if X is not None:
             if y is None:
                 raise InvalidParameterError("Image shots X need their labels y.")
-            self.img_keys_ = as_embeddings(X, dim=self.weights_.shape[1])
-            self.img_values_ = self._values(np.asarray(y, dtype=np.int64), len(classes))
-        self.classes_ = classes
-        self.logit_scale_ = float(self.encoder.logit_scale)
+            views = as_views(X, dim=self.weights_.shape[1])
+            img_labels = encode_labels(y, classes, type(self).__name__)
+            if len(img_labels) != len(views):
+                raise InvalidParameterError(
+                    f"X has {len(views)} images but y has {len(img_labels)} labels.")
+            img_keys = views.mean(axis=1)
+            img_keys /= np.linalg.norm(img_keys, axis=1, keepdims=True)
+            keys = np.concatenate([img_keys, keys])
+            labels = np.concatenate([img_labels, cap_labels])
+            share = np.concatenate([np.full(len(img_labels), 1.0 - self.delta),
+                                    np.full(len(cap_labels), float(self.delta))])
+        is_img = np.arange(len(labels)) < len(labels) - len(cap_labels)
+        img_count = np.bincount(labels[is_img], minlength=len(classes))
+        cap_count = np.bincount(cap_labels, minlength=len(classes))
+        count = np.where(is_img, img_count[labels], cap_count[labels]).astype(np.float64)
+        keep = share > 0  # a zero share (delta 0 or 1) drops those keys
         self.alpha_ = 1.0 if self.alpha is None else float(self.alpha)
         self.beta_ = 5.5 if self.beta is None else float(self.beta)
+        self.classes_ = classes
+        self.logit_scale_ = float(self.encoder.logit_scale)
+        self.tip_ = None
+        if keep.any():
+            self.tip_ = TipAdapter(self.zero_shot_, alpha=self.alpha_, beta=self.beta_,
+                                   gamma=self.gamma, kl_temperature=self.kl_temperature)
+            self.tip_.fit(keys[keep], labels[keep], sample_weight=share[keep] / count[keep])
         if X_val is not None:
-            self._search(as_embeddings(X_val, dim=self.weights_.shape[1]), np.asarray(y_val))
+            self._search(X_val, y_val)
         return self
 
-    @staticmethod
-    def _values(labels: np.ndarray, n_classes: int) -> np.ndarray:
-        """One-hot (n, C) rows divided by their class's count."""
-        L = np.zeros((len(labels), n_classes), dtype=np.float32)
-        L[np.arange(len(labels)), labels] = 1.0
-        return L / np.maximum(L.sum(0, keepdims=True), 1.0)
+    def _search(self, X_val: Any, y_val: Any) -> None:
+        """Choose (beta, alpha) on the validation split with the shared vectorised search."""
+        from zsvl.eval.search import tip_grid_counts
 
-    # -- scoring ---------------------------------------------------------------------------
-    def _parts(self, X: np.ndarray) -> dict[str, np.ndarray]:
-        """Zero-shot cosines (n, C), caption and image affinities x K^T, and the KL term."""
-        parts = {"zs": X @ self.weights_.T, "cap": X @ self.cap_keys_.T}
-        if self.img_keys_ is not None:
-            parts["img"] = X @ self.img_keys_.T
-        if self.gamma:
-            parts["kl"] = self._kl_term(X)
-        return parts
-
-    def _kl_term(self, X: np.ndarray) -> np.ndarray:
-        """-KL(p(x) || p(k)) per (image, key), min-max rescaled per row, times L_cap: (n, C)."""
-        t = self.kl_temperature
-
-        def log_sig(E: np.ndarray) -> np.ndarray:
-            z = (E @ self.weights_.T) / t
-            z -= z.max(1, keepdims=True)
-            return z - np.log(np.exp(z).sum(1, keepdims=True))
-
-        lp, lq = log_sig(X), log_sig(self.cap_keys_)
-        p = np.exp(lp)
-        kl = (p * lp).sum(1, keepdims=True) - p @ lq.T  # (n, M)
-        s = -kl
-        lo, hi = s.min(1, keepdims=True), s.max(1, keepdims=True)
-        return ((s - lo) / np.maximum(hi - lo, 1e-12)) @ self.cap_values_
-
-    def _combine(self, parts: dict[str, np.ndarray], alpha: float, beta: float) -> np.ndarray:
-        cache = np.exp(-beta * (1.0 - parts["cap"])) @ self.cap_values_
-        if "img" in parts:
-            img = np.exp(-beta * (1.0 - parts["img"])) @ self.img_values_
-            cache = (1.0 - self.delta) * img + self.delta * cache
-        logits = self.logit_scale_ * parts["zs"] + alpha * cache
-        if "kl" in parts:
-            logits = logits + self.gamma * parts["kl"]
-        return logits
-
-    def _search(self, X: np.ndarray, y: np.ndarray) -> None:
-        parts = self._parts(X)
-        best = (-1.0, self.alpha_, self.beta_)
-        for beta in BETAS:
-            base = self._combine({**parts}, 0.0, beta)
-            cache = self._combine(parts, 1.0, beta) - base
-            for alpha in ALPHAS:
-                acc = float(((base + alpha * cache).argmax(1) == y).mean())
-                if acc > best[0]:
-                    best = (acc, alpha, beta)
-        self.val_accuracy_, self.alpha_, self.beta_ = best
+        if y_val is None:
+            raise InvalidParameterError("X_val needs its labels y_val.")
+        y = encode_labels(y_val, self.classset_, type(self).__name__)
+        if self.tip_ is None:
+            return
+        counts = tip_grid_counts(self.tip_, X_val, y, betas=BETAS, alphas=ALPHAS,
+                                 gammas=(float(self.gamma),))[:, :, 0]
+        b, a = np.unravel_index(int(np.argmax(counts)), counts.shape)  # first max, beta-major
+        self.alpha_, self.beta_ = float(ALPHAS[a]), float(BETAS[b])
+        self.val_accuracy_ = float(counts[b, a]) / max(len(y), 1)
+        self.tip_.set_params(alpha=self.alpha_, beta=self.beta_)
         logger.info("CaptionSupportAdapter: alpha=%g beta=%g (val acc %.3f)", self.alpha_,
                     self.beta_, self.val_accuracy_)
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Logits divided by the logit scale (n, C), so predict_proba is softmax(logits)."""
         self._check_fitted()
-        X = as_embeddings(X, dim=self.weights_.shape[1])
-        return self._combine(self._parts(X), self.alpha_, self.beta_) / self.logit_scale_
+        if self.tip_ is None:
+            return self.zero_shot_.decision_function(X)
+        return self.tip_.decision_function(X)

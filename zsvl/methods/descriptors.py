@@ -205,7 +205,7 @@ class DescriptorClassifier(ScoreClassifier):
             raise InvalidParameterError(f"labels must have shape ({len(X)},). Got {labels.shape}.")
         return explain_segments(
             X, labels, scores[np.arange(len(X)), labels], self.text_embeddings_,
-            self.text_owner_, self.texts_, self.text_descriptors_, self.classes_.names,
+            self.text_owner_, self.texts_, self.text_descriptors_, self.classset_.names,
             aggregation=self.aggregation, top=top,
         )
 

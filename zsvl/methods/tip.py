@@ -1,7 +1,11 @@
 """Tip-Adapter (Zhang et al., ECCV 2022), training-free, with the optional Tip-X KL term (SuS-X).
 
 The cache holds one key per labelled image, the normalised mean of its augmented views, and a
-one-hot value. For image embeddings x (rows of X)::
+one-hot value (optionally scaled per key by ``sample_weight``). Tip-Adapter's reference averages
+the raw (unnormalised) view features before normalising; zsvl does the same when it knows the
+raw features (raw views as X, ``view_norms=`` or shots carrying ``view_norms``), and otherwise
+averages the normalised views zsvl encoders return (measured on the toy suite, 4 shots x 10
+views: keys differ by cosine >= 0.9928 and 0-1.4% of test predictions change). For image embeddings x (rows of X)::
 
     affinity A = X K^T                                       (n, n_keys)
     logits     = logit_scale X T^T + alpha exp(-beta (1 - A)) L  [+ gamma (-KL~) L]
@@ -53,7 +57,9 @@ class KeyLayout:
     sorted by class and summed with ``index_add_``.
     """
 
-    def __init__(self, labels: np.ndarray, n_classes: int) -> None:
+    def __init__(
+        self, labels: np.ndarray, n_classes: int, weights: np.ndarray | None = None
+    ) -> None:
         counts = np.bincount(labels, minlength=n_classes)
         self.n_classes = n_classes
         self.per_class = int(counts[0]) if (counts == counts[0]).all() and counts[0] > 0 else 0
@@ -65,13 +71,20 @@ class KeyLayout:
         else:
             self.order = by_class
         self.labels = labels[self.order]
+        self.weights = None if weights is None else np.asarray(weights, np.float32)[self.order]
         self._labels_t: Any = None
+        self._weights_t: Any = None
 
     def segment_sum(self, E: Any) -> Any:
-        """Per-class sums of the columns of E (n, n_keys) in layout order -> (n, n_classes)."""
+        """Per-class sums of the columns of E (n, n_keys) in layout order, each column times its
+        key's value weight (one when unweighted) -> (n, n_classes)."""
         import torch
 
         n = E.shape[0]
+        if self.weights is not None:
+            if self._weights_t is None or self._weights_t.device != E.device:
+                self._weights_t = torch.as_tensor(self.weights, device=E.device)
+            E = E * self._weights_t
         if self.per_class:
             return E.view(n, self.per_class, self.n_classes).sum(1)
         if self._labels_t is None or self._labels_t.device != E.device:
@@ -95,8 +108,8 @@ class TipAdapter(ScoreClassifier):
     batch_size : query rows per chunk in ``decision_function``.
 
     Attributes (after ``fit``): ``classes_``, ``logit_scale_``, ``keys_`` (float32,
-    (n_keys, dim)), ``key_labels_`` (int64, (n_keys,)), ``text_weights_`` (float32,
-    (n_classes, dim)).
+    (n_keys, dim)), ``key_labels_`` (int64, (n_keys,)), ``key_weights_`` (float32 (n_keys,) or
+    None: the value weight of each key), ``text_weights_`` (float32, (n_classes, dim)).
 
     ``decision_function`` returns logits / logit_scale, so ``predict_proba`` is the softmax of
     the full Tip-Adapter logits.
@@ -133,20 +146,33 @@ class TipAdapter(ScoreClassifier):
         check_number(self.kl_temperature, "kl_temperature", name, low=0.0)
         check_number(self.batch_size, "batch_size", name, low=1, low_inclusive=True, integer=True)
 
-    def fit(self, X: Any, y: Any) -> TipAdapter:
+    def fit(
+        self, X: Any, y: Any, sample_weight: Any = None, *, view_norms: Any = None
+    ) -> TipAdapter:
         """Build the cache from shot embeddings.
 
-        X : (n_images, dim) or (n_images, n_views, dim), numpy or torch; views are averaged
-            and the mean re-normalised (one key per image).
+        X : (n_images, dim) or (n_images, n_views, dim), numpy or torch; ShotEmbeddings too
+            (its views, and its ``view_norms`` when it carries them). One key per image: the
+            normalised mean of its views.
         y : (n_images,) labels (ints in [0, C) or class names).
+        sample_weight : optional (n_images,) positive weights; each key's one-hot value row
+            is multiplied by its weight (the caption support set uses 1 / class count).
+        view_norms : optional (n_images, n_views) norms of the raw view features before the
+            encoder normalised them. With them the key is normalize(mean of the raw views),
+            exactly Tip-Adapter's ``build_cache_model``; without them (zsvl encoders return
+            normalised views) it is normalize(mean of the normalised views). Raw (unnormalised)
+            views passed as X give the reference's keys directly.
         """
         self._check_params()
+        name = type(self).__name__
         head = resolve_zero_shot(
             self.zero_shot, classes=self.classes, logit_scale=self.logit_scale,
-            device=self.device, owner=type(self).__name__,
+            device=self.device, owner=name,
         )
-        views = as_views(X, dim=head.weights.shape[1])
-        labels = encode_labels(y, head.classes, type(self).__name__)
+        if view_norms is None:
+            view_norms = getattr(X, "view_norms", None)
+        views = as_views(getattr(X, "views", X), dim=head.weights.shape[1])
+        labels = encode_labels(y, head.classes, name)
         if len(labels) != len(views):
             raise InvalidParameterError(
                 f"X has {len(views)} images but y has {len(labels)} labels."
@@ -155,16 +181,34 @@ class TipAdapter(ScoreClassifier):
             raise InvalidParameterError(
                 "TipAdapter needs at least one labelled image to build its cache."
             )
-        layout = KeyLayout(labels, len(head.classes))
+        weights = None
+        if sample_weight is not None:
+            weights = np.asarray(sample_weight, dtype=np.float64)
+            if weights.shape != labels.shape or not np.all(np.isfinite(weights) & (weights > 0)):
+                raise InvalidParameterError(
+                    f"sample_weight of {name} must hold {len(labels)} positive finite weights, "
+                    f"one per image. Got shape {weights.shape}."
+                )
+        if view_norms is not None:
+            norms = np.asarray(view_norms, dtype=np.float32)
+            if norms.shape != views.shape[:2]:
+                raise InvalidParameterError(
+                    f"view_norms must have shape {views.shape[:2]} (n_images, n_views). "
+                    f"Got {norms.shape}."
+                )
+            views = views * norms[:, :, None]
+        layout = KeyLayout(labels, len(head.classes), weights)
         self.layout_ = layout
         self.keys_ = l2_normalize(views.mean(axis=1))[layout.order]
         self.key_labels_ = layout.labels
+        self.key_weights_ = layout.weights
         self.text_weights_ = head.weights
         self.classes_ = head.classes
         self.logit_scale_ = head.logit_scale
         self.device_ = head.device
-        self._kl_range: tuple[float, float, float, float] | None = None
-        self._tensor_cache = None
+        # derived tensors, filled on first use: a memo whose identity never changes, so that
+        # scoring leaves the fitted state (and __dict__) as fit made it
+        self._memo: dict[str, Any] = {}
         return self
 
     # -- the pieces of the logits, also used by the hyperparameter search -------------------
@@ -177,13 +221,13 @@ class TipAdapter(ScoreClassifier):
     def _tensors(self) -> tuple[Any, Any]:
         import torch
 
-        cached = getattr(self, "_tensor_cache", None)
+        cached = self._memo.get("tensors")
         if cached is None or cached[0].device != self.device_:
             cached = (
                 torch.as_tensor(self.keys_, device=self.device_),
                 torch.as_tensor(self.text_weights_, device=self.device_),
             )
-            self._tensor_cache = cached
+            self._memo["tensors"] = cached
         return cached
 
     def affinity_torch(self, X: Any) -> Any:
@@ -229,7 +273,7 @@ class TipAdapter(ScoreClassifier):
         """Off-diagonal min/max of key-to-key KL and of key-to-key affinity (fixed at fit)."""
         import torch
 
-        if self._kl_range is None:
+        if "kl_range" not in self._memo:
             n = len(keys)
             pick = np.linspace(0, n - 1, min(n, _KL_RANGE_KEYS)).round().astype(np.int64)
             sub_q, sub_k = log_q[pick], keys[pick]
@@ -237,10 +281,10 @@ class TipAdapter(ScoreClassifier):
             if len(pick) > 1:
                 off = ~torch.eye(len(pick), dtype=torch.bool, device=keys.device)
                 kl, aff = kl[off], aff[off]
-            self._kl_range = (
+            self._memo["kl_range"] = (
                 float(kl.min()), float(kl.max()), float(aff.min()), float(aff.max())
             )
-        return self._kl_range
+        return self._memo["kl_range"]
 
     def zero_shot_logits(self, X: Any) -> np.ndarray:
         """logit_scale * X T^T, shape (n, n_classes)."""

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from zsvl.arrays import as_embeddings, l2_normalize
-from zsvl.errors import IndexMismatchError, InvalidParameterError
+from zsvl.errors import IndexMismatchError, InvalidParameterError, NotFittedError
+from zsvl.methods.adapter_base import check_number
 from zsvl.methods.base import ScoreClassifier
 from zsvl.models.base import Encoder
 from zsvl.text.candidates import CandidateExtractor
@@ -101,7 +102,8 @@ class VocabularyFreeClassifier(ScoreClassifier):
 
     ``fit(X)`` discovers the vocabulary ``classes_`` (union of the candidates of X's images); then
     ``decision_function(X)`` is (n, n_vocabulary) with each row the image's CaSED probabilities
-    (zero outside its own candidates). ``predict_words(X)`` needs no vocabulary at all.
+    (zero outside its own candidates) and ``predict`` its argmax. ``predict_words(X)`` needs no
+    vocabulary at all (``fit()`` without X is enough).
     """
 
     def __init__(self, encoder: Encoder, index: Any, *, k: int = 10, alpha: float = 0.7,
@@ -116,12 +118,10 @@ class VocabularyFreeClassifier(ScoreClassifier):
         self.templates = templates
         self.batch_size = batch_size
 
-    def _prepare(self) -> None:
-        if not 0.0 <= self.alpha <= 1.0:
-            raise InvalidParameterError(
-                f"The 'alpha' parameter of VocabularyFreeClassifier must be in [0, 1]. Got {self.alpha!r}.")
-        if not isinstance(self.k, int) or self.k < 1:
-            raise InvalidParameterError(f"k must be an int >= 1. Got {self.k!r}.")
+    def _validate(self) -> None:
+        name = type(self).__name__
+        check_number(self.alpha, "alpha", name, low=0.0, high=1.0, low_inclusive=True)
+        check_number(self.k, "k", name, low=1, low_inclusive=True, integer=True)
         if self.index.dim != self.encoder.embed_dim or \
                 self.index.manifest["encoder"]["fingerprint"] != self.encoder.fingerprint:
             raise IndexMismatchError(
@@ -129,15 +129,19 @@ class VocabularyFreeClassifier(ScoreClassifier):
                 f"(dim {self.index.dim}) but the encoder is {self.encoder.fingerprint} (dim "
                 f"{self.encoder.embed_dim}); build the index with this encoder."
             )
-        if not hasattr(self, "cache_"):
-            self.cache_ = CandidateCache(self.encoder, load_templates(self.templates), self.batch_size)
-            self.extractor_ = self.extractor or CandidateExtractor()
-            self.logit_scale_ = float(self.encoder.logit_scale)
 
     def fit(self, X: Any = None, y: Any = None) -> VocabularyFreeClassifier:
         """Prepare the candidate cache; with image embeddings X (n, dim), also set ``classes_`` to
-        the vocabulary found for them (most frequent predictions first). ``y`` is ignored."""
-        self._prepare()
+        the vocabulary found for them (most frequent predictions first). ``y`` is ignored.
+
+        ``predict_words`` works after ``fit()``; ``decision_function``, ``predict`` and
+        ``predict_proba`` need the vocabulary of ``fit(X)``.
+        """
+        self._validate()
+        self.cache_ = CandidateCache(self.encoder, load_templates(self.templates), self.batch_size)
+        self.extractor_ = self.extractor or CandidateExtractor()
+        self.logit_scale_ = float(self.encoder.logit_scale)
+        self.__dict__.pop("classset_", None)
         if X is not None:
             result = self.predict_words(X)
             counts: dict[str, int] = {}
@@ -148,8 +152,18 @@ class VocabularyFreeClassifier(ScoreClassifier):
             if not names:
                 raise InvalidParameterError("No candidate names were found for any image.")
             self.classes_ = ClassSet(tuple(names))
-            self._fit_result = result
         return self
+
+    def _check_fitted(self) -> None:
+        if "cache_" not in self.__dict__:
+            raise NotFittedError(
+                f"This {type(self).__name__} is not fitted yet; call fit() before using it."
+            )
+        if "classset_" not in self.__dict__:
+            raise NotFittedError(
+                f"This {type(self).__name__} has no vocabulary: call fit(X) with image "
+                "embeddings to discover one (predict_words(X) needs none)."
+            )
 
     # -- core ------------------------------------------------------------------------------
     def retrieve(self, X: np.ndarray) -> tuple[list[list[str]], np.ndarray]:
@@ -162,7 +176,10 @@ class VocabularyFreeClassifier(ScoreClassifier):
     def candidate_probs(self, X: Any) -> tuple[list[list[str]], np.ndarray, list[list[str]]]:
         """Candidates per image, their fused probabilities (n, max_candidates) (0 where padded),
         and the retrieved captions."""
-        self._prepare()
+        if "cache_" not in self.__dict__:
+            raise NotFittedError(
+                f"This {type(self).__name__} is not fitted yet; call fit() before using it."
+            )
         X = np.ascontiguousarray(as_embeddings(X, dim=self.encoder.embed_dim))
         captions, centroid = self.retrieve(X)
         cands = self.extractor_.batch(captions)
@@ -214,24 +231,24 @@ class VocabularyFreeClassifier(ScoreClassifier):
         return VocabularyFreeResult(labels=labels, scores=scores, candidates=ranked,
                                     captions=captions)
 
-    def predict(self, X: Any) -> np.ndarray:
-        """Predicted names, object array (n,); works after ``fit()`` without a vocabulary."""
-        self._prepare()
-        return np.asarray(self.predict_words(X).labels, dtype=object)
-
     def decision_function(self, X: Any) -> np.ndarray:
-        """(n, len(classes_)) CaSED probabilities over the vocabulary found by ``fit(X)``."""
+        """(n, len(classes_)) CaSED probabilities over the vocabulary found by ``fit(X)``; a
+        candidate outside the vocabulary is dropped (its row then sums to less than 1)."""
         self._check_fitted()
         cands, probs, _ = self.candidate_probs(X)
-        position = {name: j for j, name in enumerate(self.classes_.names)}
-        out = np.zeros((len(cands), len(self.classes_)), dtype=np.float32)
-        for i, c in enumerate(cands):
-            cols = [position.get(name, -1) for name in c]
-            for j, col in enumerate(cols):
-                if col >= 0:
-                    out[i, col] = probs[i, j]
+        position = {name: j for j, name in enumerate(self.classset_.names)}
+        rows = np.repeat(np.arange(len(cands)), [len(c) for c in cands])
+        slots = np.concatenate([np.arange(len(c)) for c in cands] + [np.zeros(0, np.int64)])
+        cols = np.array([position.get(name, -1) for c in cands for name in c], dtype=np.int64)
+        keep = cols >= 0
+        out = np.zeros((len(cands), len(self.classset_)), dtype=np.float32)
+        out[rows[keep], cols[keep]] = probs[rows[keep], slots[keep].astype(np.int64)]
         return out
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        """The CaSED probabilities themselves (rows sum to 1 over each image's candidates)."""
-        return self.decision_function(X)
+        """The CaSED probabilities renormalised over the vocabulary (rows sum to 1); an image
+        without any candidate in the vocabulary gets the uniform distribution."""
+        scores = self.decision_function(X)
+        total = scores.sum(axis=1, keepdims=True)
+        uniform = np.full_like(scores, 1.0 / max(scores.shape[1], 1))
+        return np.where(total > 0, scores / np.where(total > 0, total, 1.0), uniform)

@@ -42,7 +42,7 @@ class ZeroShotClassifier(ScoreClassifier):
     batch_size : int
         Text encoding batch size.
 
-    Attributes (after ``fit``): ``classes_`` (ClassSet), ``templates_`` (tuple of str),
+    Attributes (after ``fit``): ``classes_`` (array of names), ``classset_`` (ClassSet), ``templates_`` (tuple of str),
     ``weights_`` (float32, (n_classes, dim)), ``logit_scale_`` (float).
     """
 
