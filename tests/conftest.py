@@ -7,6 +7,13 @@ from pathlib import Path
 
 import pytest
 
+# The tests run tiny models on small batches. On a machine busier than its cores (2 cores shared by
+# many jobs here), two OpenMP threads per process spin while waiting for each other: encoding 192
+# toy images took 4.7-6.6 s with 2 threads and 0.45 s with 1 (load average 15). So every test
+# process and its subprocesses use one BLAS/OpenMP thread unless the caller set the variable.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _session_home(tmp_path_factory: pytest.TempPathFactory) -> Path:

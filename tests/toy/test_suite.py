@@ -105,10 +105,12 @@ def test_pngs_equal_the_in_memory_render(suite: Path):
 def test_build_suite_is_idempotent(suite: Path):
     manifest = suite / "manifest.json"
     before = manifest.stat().st_mtime_ns
-    assert build_suite(suite) == suite
+    lines = json.loads(manifest.read_text())["captions"]["lines"]
+    size = {"per_class": _per_class(suite), "caption_lines": lines}
+    assert build_suite(suite, **size) == suite
     assert manifest.stat().st_mtime_ns == before
     with pytest.raises(ValueError, match="overwrite=True"):
-        build_suite(suite, seed=1)
+        build_suite(suite, seed=1, **size)
 
 
 def test_incomplete_suite_is_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
