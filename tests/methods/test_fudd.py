@@ -150,6 +150,7 @@ def test_parameters_are_checked():
         FuDDClassifier(enc).fit()
 
 
+@pytest.mark.slow  # fast twin on a subset: tests/toy/test_subset_accuracy.py
 def test_fudd_beats_the_class_name_alone_on_toy_fine(toy_encoder):
     """Measured on the 1,920 test images (ToyFine's tone curve is off the toy CLIP's training
     distribution): name only 50.1, template 53.0, FuDD 52.7 (top-10 ceiling 99.9)."""
