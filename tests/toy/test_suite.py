@@ -189,19 +189,19 @@ def _assert_subset(small: Path, full: Path, keep: dict[str, int], caption_lines:
 def test_small_suite_is_the_first_images_of_the_full_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    """A small suite holds the full suite's files (fast: on a suite of 3/2/3 images per class)."""
+    """A small suite holds the full suite's files (fast: on a suite of 2/2/2 images per class)."""
     import zsvl.toy.suite as suite_module
 
-    monkeypatch.setattr(suite_module, "SPLIT_SIZES", {"train": 3, "val": 2, "test": 3})
+    monkeypatch.setattr(suite_module, "SPLIT_SIZES", {"train": 2, "val": 2, "test": 2})
     monkeypatch.setattr(suite_module, "CAPTION_LINES", 30)
     full = build_suite(tmp_path / "full")
-    keep = {"train": 2, "val": 1, "test": 3}
-    small = build_suite(tmp_path / "small", per_class={"train": 2, "val": 1}, caption_lines=7)
+    keep = {"train": 1, "val": 1, "test": 2}
+    small = build_suite(tmp_path / "small", per_class={"train": 1, "val": 1}, caption_lines=7)
     _assert_subset(small, full, keep, 7)
     manifest = json.loads((small / "manifest.json").read_text())
     assert manifest["per_class"] == keep and manifest["captions"]["lines"] == 7
     assert "per_class" not in json.loads((full / "manifest.json").read_text())
-    assert build_suite(small, per_class={"train": 2, "val": 1}, caption_lines=7) == small
+    assert build_suite(small, per_class={"train": 1, "val": 1}, caption_lines=7) == small
     with pytest.raises(ValueError, match="overwrite=True"):
         build_suite(small)  # the full suite was asked for
     with pytest.raises(ValueError, match="overwrite=True"):
