@@ -6,9 +6,10 @@ Each dataset folder holds ``images/<split>/<class>/<n>.png``, ``classnames.txt``
 ``manifest.json`` written last (atomically) marks a complete suite, so :func:`build_suite` is
 idempotent. ``build_suite(root, per_class=...)`` writes a smaller suite whose files are a subset of
 the full suite's, byte for byte (the first n images of every class, the first lines of the
-captions): the fast tests use one. Every image is a pure function of ``(seed, dataset, split, index)`` and is drawn from
-the same distribution as, but never equal to, the images the tiny CLIP was trained on, except
-for a dataset's style (ToyFine's tone curve, see :func:`zsvl.toy.world.dataset_style`).
+captions): the fast tests use one. Every image is a pure function of ``(seed, dataset, split,
+index)`` and is drawn from the same distribution as, but never equal to, the images the tiny CLIP
+was trained on, except for a dataset's style (ToyFine's tone curve, see
+:func:`zsvl.toy.world.dataset_style`).
 """
 
 from __future__ import annotations
