@@ -27,6 +27,21 @@ def _probe(cwd: Path, env: dict[str, str]) -> dict:
     return json.loads(out.stdout)
 
 
+def test_source_tree_reads_repository_prompts():
+    """The fast twin of the probe below, in this interpreter (tests import zsvl from the repo)."""
+    import zsvl.paths as p
+    import zsvl.text.templates as t
+    import zsvl.toy.model as m
+
+    assert p.prompts_dir() == REPO / "prompts"
+    assert (
+        list(t.load_templates("coop:dtd")) == ["{} texture."]
+        and len(t.load_templates("imagenet80")) == 80
+    )
+    assert m.toy_checkpoint_path().is_file()
+
+
+@pytest.mark.slow  # a new interpreter importing zsvl's model code: ~20-30 s on a busy machine
 def test_editable_install_reads_repository_prompts(tmp_path: Path):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     report = _probe(tmp_path, env)  # cwd outside the repo: resolved through the installed package

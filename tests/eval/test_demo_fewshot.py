@@ -36,6 +36,7 @@ class PixelEncoder:
                                                          for i, x in enumerate(items)])
 
 
+@pytest.mark.slow  # build_suite(root) here wants the full toy suite
 def test_rows_and_table_structure(toy_suite, tmp_path):
     rows = run_fewshot_demo(toy_suite, PixelEncoder(), shots=(1, 4), seeds=(1, 2),
                             datasets=["ToyShapes"], n_views=3, manifest_dir=tmp_path)

@@ -263,6 +263,7 @@ def test_parameters_are_checked():
         FuDDClassifier(enc).fit()
 
 
+@pytest.mark.slow  # fast twin on a subset: tests/toy/test_subset_accuracy.py
 def test_fudd_beats_the_class_name_alone_on_toy_fine(toy_encoder):
     """Measured on the 1,920 test images (ToyFine's tone curve is off the toy CLIP's training
     distribution), with the union semantics: see the assertion message for the numbers."""

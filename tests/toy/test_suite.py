@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from zsvl.toy.suite import (
+    CAPTION_LINES,
     SPLIT_SIZES,
     TOY_DATASETS,
     build_suite,
@@ -24,8 +25,18 @@ from zsvl.toy.world import sample_scene, scene_rng
 
 @pytest.fixture(scope="module")
 def suite(toy_suite: Path) -> Path:
-    """The session's toy suite (tests/conftest.py builds it once for every test folder)."""
+    """The session's toy suite (tests/conftest.py builds it once for every test folder).
+
+    The full suite in a run with slow tests, else the small one: the tests below read the sizes
+    from its manifest.
+    """
     return toy_suite
+
+
+def _per_class(suite: Path) -> dict[str, int]:
+    """Images per class in each split of a built suite."""
+    manifest = json.loads((suite / "manifest.json").read_text())
+    return manifest.get("per_class") or dict(SPLIT_SIZES)
 
 
 def test_specs_name_the_three_datasets():
@@ -40,6 +51,7 @@ def test_specs_name_the_three_datasets():
 
 
 def test_split_files_follow_the_coop_schema(suite: Path):
+    per_class = _per_class(suite)
     for spec in TOY_DATASETS:
         folder = suite / spec.folder
         names = (folder / "classnames.txt").read_text().splitlines()
@@ -47,7 +59,7 @@ def test_split_files_follow_the_coop_schema(suite: Path):
         splits = json.loads((folder / spec.split_file).read_text())
         assert set(splits) == {"train", "val", "test"}
         for split, records in splits.items():
-            assert len(records) == SPLIT_SIZES[split] * len(names)
+            assert len(records) == per_class[split] * len(names)
             for rel, label, classname in records:
                 assert isinstance(rel, str) and isinstance(label, int)
                 assert names[label] == classname and not Path(rel).is_absolute()
@@ -55,7 +67,8 @@ def test_split_files_follow_the_coop_schema(suite: Path):
             with Image.open(folder / rel) as img:
                 assert img.mode == "RGB" and img.size == (32, 32)
     captions = (suite / "captions" / "toy_captions.txt").read_text().splitlines()
-    assert len(captions) >= 10_000 and all(captions)
+    lines = json.loads((suite / "manifest.json").read_text())["captions"]["lines"]
+    assert len(captions) == lines >= 1000 and all(captions)
 
 
 def test_split_images_are_disjoint(suite: Path):
@@ -64,9 +77,7 @@ def test_split_images_are_disjoint(suite: Path):
     paths = [r[0] for records in splits.values() for r in records]
     assert len(paths) == len(set(paths))
     pixels = {
-        split: {
-            np.asarray(Image.open(suite / spec.folder / r[0])).tobytes() for r in records[:200]
-        }
+        split: {np.asarray(Image.open(suite / spec.folder / r[0])).tobytes() for r in records[:200]}
         for split, records in splits.items()
     }
     assert not pixels["train"] & pixels["test"] and not pixels["val"] & pixels["test"]
@@ -84,7 +95,7 @@ def test_pngs_equal_the_in_memory_render(suite: Path):
     spec = get_toy_dataset("ToyTextures")
     images, labels = render_split(spec, "val", per_class=2)
     splits = json.loads((suite / spec.folder / spec.split_file).read_text())
-    per_class = SPLIT_SIZES["val"]
+    per_class = _per_class(suite)["val"]
     for k, (image, label) in enumerate(zip(images, labels, strict=True)):
         rel, file_label, _ = splits["val"][(k // 2) * per_class + k % 2]
         assert file_label == label
@@ -94,10 +105,12 @@ def test_pngs_equal_the_in_memory_render(suite: Path):
 def test_build_suite_is_idempotent(suite: Path):
     manifest = suite / "manifest.json"
     before = manifest.stat().st_mtime_ns
-    assert build_suite(suite) == suite
+    lines = json.loads(manifest.read_text())["captions"]["lines"]
+    size = {"per_class": _per_class(suite), "caption_lines": lines}
+    assert build_suite(suite, **size) == suite
     assert manifest.stat().st_mtime_ns == before
     with pytest.raises(ValueError, match="overwrite=True"):
-        build_suite(suite, seed=1)
+        build_suite(suite, seed=1, **size)
 
 
 def test_incomplete_suite_is_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
@@ -138,3 +151,79 @@ def test_toy_fine_has_its_own_tone_curve_and_the_others_none():
         expected = 255.0 * (render_scene(plain).astype(float) / 255.0) ** 2.2
         # rounding: 0.5 before the curve (slope <= 2.2) and 0.5 after it
         assert np.abs(render_scene(styled) - expected).max() <= 0.5 * 2.2 + 0.5
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    """Every file of a suite but the manifest: relative path -> bytes."""
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in root.rglob("*")
+        if p.is_file() and p.name != "manifest.json"
+    }
+
+
+def _assert_subset(small: Path, full: Path, keep: dict[str, int], caption_lines: int) -> None:
+    """``small``'s files are ``full``'s, byte for byte, and its records the first ``keep``."""
+    small_files, full_files = _tree(small), _tree(full)
+    for rel, data in small_files.items():
+        if rel.endswith(".png"):
+            assert data == full_files[rel], rel
+    captions = full_files["captions/toy_captions.txt"].decode().splitlines(keepends=True)
+    assert small_files["captions/toy_captions.txt"].decode() == "".join(captions[:caption_lines])
+    for spec in TOY_DATASETS:
+        ours = json.loads(small_files[f"{spec.folder}/{spec.split_file}"])
+        theirs = json.loads(full_files[f"{spec.folder}/{spec.split_file}"])
+        for split, records in theirs.items():
+            per_label: dict[int, list] = {}
+            for record in records:
+                per_label.setdefault(record[1], []).append(record)
+            assert ours[split] == [
+                r for label in sorted(per_label) for r in per_label[label][: keep[split]]
+            ]
+        names = f"{spec.folder}/classnames.txt"
+        assert small_files[names] == full_files[names]
+    pngs = {rel for rel in small_files if rel.endswith(".png")}
+    assert len(pngs) == sum(keep.values()) * sum(len(s.classnames) for s in TOY_DATASETS)
+
+
+def test_small_suite_is_the_first_images_of_the_full_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A small suite holds the full suite's files (fast: on a suite of 2/2/2 images per class)."""
+    import zsvl.toy.suite as suite_module
+
+    monkeypatch.setattr(suite_module, "SPLIT_SIZES", {"train": 2, "val": 2, "test": 2})
+    monkeypatch.setattr(suite_module, "CAPTION_LINES", 30)
+    full = build_suite(tmp_path / "full")
+    keep = {"train": 1, "val": 1, "test": 2}
+    small = build_suite(tmp_path / "small", per_class={"train": 1, "val": 1}, caption_lines=7)
+    _assert_subset(small, full, keep, 7)
+    manifest = json.loads((small / "manifest.json").read_text())
+    assert manifest["per_class"] == keep and manifest["captions"]["lines"] == 7
+    assert "per_class" not in json.loads((full / "manifest.json").read_text())
+    assert build_suite(small, per_class={"train": 1, "val": 1}, caption_lines=7) == small
+    with pytest.raises(ValueError, match="overwrite=True"):
+        build_suite(small)  # the full suite was asked for
+    with pytest.raises(ValueError, match="overwrite=True"):
+        build_suite(full, per_class=1)
+    with pytest.raises(ValueError, match="Unknown split"):
+        build_suite(tmp_path / "x", per_class={"tests": 1})
+    with pytest.raises(ValueError, match="at least one image"):
+        build_suite(tmp_path / "x", per_class=0)
+
+
+@pytest.mark.slow
+def test_full_suite_sizes_and_the_fast_runs_small_suite(
+    suite: Path, small_toy_suite_args: dict, tmp_path: Path
+):
+    """The full suite has SPLIT_SIZES images per class; the fast run's suite is its subset."""
+    manifest = json.loads((suite / "manifest.json").read_text())
+    assert "per_class" not in manifest, "a run with slow tests must get the full toy suite"
+    for entry in manifest["datasets"]:
+        n = len(get_toy_dataset(entry["name"]).classnames)
+        assert entry["counts"] == {split: size * n for split, size in SPLIT_SIZES.items()}
+    captions = (suite / "captions" / "toy_captions.txt").read_text().splitlines()
+    assert len(captions) == CAPTION_LINES and all(captions)
+    small = build_suite(tmp_path / "small", **small_toy_suite_args)
+    keep = {**SPLIT_SIZES, **small_toy_suite_args["per_class"]}
+    _assert_subset(small, suite, keep, small_toy_suite_args["caption_lines"])

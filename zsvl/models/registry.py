@@ -19,7 +19,11 @@ class ModelRegistry:
 
     def register(self, name: str, factory: Callable[[], ModelSpec] | ModelSpec) -> None:
         """Add an alias. ``factory`` is a spec or a zero-argument callable returning one."""
-        self._factories[name] = factory if callable(factory) else (lambda spec=factory: spec)
+        if isinstance(factory, ModelSpec):
+            spec = factory
+            self._factories[name] = lambda: spec
+        else:
+            self._factories[name] = factory
 
     def names(self) -> list[str]:
         return sorted(self._factories)

@@ -10,6 +10,7 @@ towers, padding masks, class tokens, "last" pooling) are encoded with the full c
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -33,11 +34,13 @@ class TextTower:
         if pool == "argmax":
             return tokens.argmax(dim=-1)
         eos = _eos_id(self.module)
+        if eos is None:  # text_tower() never builds an "eos" tower without an end-of-text id
+            raise ValueError("This text tower pools at the end-of-text token but has no eos id.")
         return (tokens == eos).int().argmax(dim=-1)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Unnormalised text features of ``tokens`` (B, L) truncated to their longest text."""
-        m = self.module
+        m: Any = self.module  # open_clip attributes; nn.Module's typing sees only Tensor | Module
         positions = self.pool_positions(tokens)
         length = int(positions.max().item()) + 1
         tokens = tokens[:, :length]
@@ -85,7 +88,13 @@ def text_features(
     CLIP (:mod:`zsvl.toy.train`) uses this too, so encoding and training share one forward.
     """
     tower = text_tower(model) if truncate else None
-    return tower.forward(tokens) if tower is not None else model.encode_text(tokens)
+    return tower.forward(tokens) if tower is not None else _encode_text(model, tokens)
+
+
+def _encode_text(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """``model.encode_text(tokens)``: open_clip models define it, ``nn.Module``'s typing cannot."""
+    encode = cast("Callable[[torch.Tensor], torch.Tensor]", model.encode_text)
+    return encode(tokens)
 
 
 def encode_tokens(
@@ -131,4 +140,4 @@ def encode_texts(
 
 def _probe_dim(model: torch.nn.Module, tokenizer: Callable, device: torch.device) -> int:
     with torch.inference_mode():
-        return int(model.encode_text(tokenizer([""]).to(device)).shape[-1])
+        return int(_encode_text(model, tokenizer([""]).to(device)).shape[-1])

@@ -62,16 +62,15 @@ def render_pool(seed: int, size: int, workers: int = 2) -> tuple[np.ndarray, lis
     """Training images (size, H, W, 3) uint8 and their scenes; independent of ``workers``."""
     bounds = np.linspace(0, size, num=4 * max(workers, 1) + 1, dtype=int)
     with ProcessPoolExecutor(max(workers, 1), mp_context=get_context("spawn")) as pool:
-        parts = list(
-            pool.map(_render_chunk, [seed] * (len(bounds) - 1), bounds[:-1], bounds[1:])
-        )
+        parts = list(pool.map(_render_chunk, [seed] * (len(bounds) - 1), bounds[:-1], bounds[1:]))
     return np.concatenate([p[0] for p in parts]), [s for p in parts for s in p[1]]
 
 
 def _optimizer(model: Any, cfg: TrainConfig) -> Any:
     import torch
 
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for name, p in model.named_parameters():
         plain = p.ndim < 2 or "embedding" in name or "logit_scale" in name
         (no_decay if plain else decay).append(p)
@@ -180,12 +179,17 @@ def _evaluate_checkpoint(path: Path, seed: int) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     defaults = TrainConfig()
-    parser = argparse.ArgumentParser(prog="python -m zsvl.toy.train", description=__doc__.split(
-        "\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m zsvl.toy.train", description=__doc__.split("\n")[0]
+    )
     for name, value in asdict(defaults).items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
-    parser.add_argument("--out", type=Path, default=toy_checkpoint_path(),
-                        help="checkpoint path; provenance goes beside it as .json")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=toy_checkpoint_path(),
+        help="checkpoint path; provenance goes beside it as .json",
+    )
     args = parser.parse_args(argv)
     # idle OpenMP threads sleep instead of spinning: on a shared machine spinning threads of two
     # processes starve each other (a 10x slowdown); torch is not imported yet at this point

@@ -10,7 +10,7 @@ for ``(seed, index)`` so every image is a pure function of those numbers.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -120,7 +120,7 @@ def scene_rng(seed: int, index: int, stream: int = 0) -> np.random.Generator:
     return np.random.default_rng([int(seed), int(stream), int(index)])
 
 
-def sample_scene(rng: np.random.Generator, **fixed: str | list[str] | tuple[str, ...]) -> Scene:
+def sample_scene(rng: np.random.Generator, **fixed: str | Sequence[str]) -> Scene:
     """Draw a scene; each attribute is drawn uniformly unless ``fixed`` gives it.
 
     A fixed value may be one value (``shape="star"``) or a sequence to draw from
@@ -144,18 +144,28 @@ def sample_scene(rng: np.random.Generator, **fixed: str | list[str] | tuple[str,
     margin = radius + 0.04
     noisy = rng.random() < 0.3
     return Scene(
-        **chosen,
+        shape=chosen["shape"],
+        colour=chosen["colour"],
+        pattern=chosen["pattern"],
+        size=chosen["size"],
+        background=chosen["background"],
         cx=float(rng.uniform(margin, 1 - margin)),
         cy=float(rng.uniform(margin, 1 - margin)),
         radius=radius,
         angle=float(rng.uniform(-15.0, 15.0)),
         brightness=float(rng.uniform(0.8, 1.1)),
-        tint=tuple(float(t) for t in rng.normal(0.0, 10.0, size=3)),
+        tint=_triple(rng.normal(0.0, 10.0, size=3)),
         period=float(rng.uniform(0.11, 0.14)),
         phase=(float(rng.random()), float(rng.random())),
         noise=float(rng.uniform(14.0, 24.0) if noisy else rng.uniform(0.0, 5.0)),
         noise_seed=int(rng.integers(2**31)),
     )
+
+
+def _triple(values: np.ndarray) -> tuple[float, float, float]:
+    """A length-3 array as a tuple of three Python floats."""
+    first, second, third = (float(v) for v in values)
+    return first, second, third
 
 
 def _dataset_entry(dataset: str) -> dict[str, Any]:
