@@ -69,12 +69,13 @@ def test_a_failing_method_is_recorded_and_the_rest_runs(toy_encoder, toy_suite, 
     assert "runs failed" in render_report(tmp_path, "md")
 
 
-def test_a_broken_dataset_is_recorded(toy_encoder, tmp_path):
+def test_a_broken_dataset_is_recorded_as_failed_runs(toy_encoder, tmp_path):
     bad = DatasetInfo(name="Missing", folder="nowhere", split_file="split.json")
     suite = Suite("s", (bad,), methods=("zeroshot",), shots=(0,), seeds=(1,))
-    assert run_suite(suite, data_root=tmp_path, encoder=toy_encoder, out=tmp_path / "o") == []
-    err = json.loads((tmp_path / "o" / "Missing" / "_dataset_error.json").read_text())
-    assert "does not exist" in err["error"]
+    written = run_suite(suite, data_root=tmp_path, encoder=toy_encoder, out=tmp_path / "o")
+    assert [r["status"] for r in written] == ["failed"]
+    err = json.loads(record_path(tmp_path / "o", "Missing", "zeroshot", 0, None).read_text())
+    assert err["error_kind"] == "dataset" and "does not exist" in err["error"]
 
 
 def test_registry_and_suite_files(tmp_path: Path):

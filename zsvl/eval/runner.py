@@ -233,7 +233,8 @@ def _score(result: MethodResult, ctx: MethodContext, test: SplitFeatures, root: 
     if result.predicted_names is not None:
         from zsvl.eval.vic_metrics import vic_metrics
 
-        found = vic_metrics(result.predicted_names, test.y, list(names))
+        similarity = ctx.params.get("semantic_similarity")  # None: when the extra is installed
+        found = vic_metrics(result.predicted_names, test.y, list(names), similarity=similarity)
         metrics = {k: v for k, v in found.items() if isinstance(v, (int, float)) or v is None}
         return {**fields, "primary_metric": result.primary_metric or "cluster_accuracy",
                 "metrics": metrics}
