@@ -37,9 +37,10 @@ def main() -> None:
     for run in ("cold", "warm"):
         out = Path(home) / f"results-{run}"
         start = time.perf_counter()
-        records = evaluate("toy", model="toy", data_root=root, out=out, **kwargs)
+        outcome = evaluate("toy", model="toy", data_root=root, out=out, **kwargs)
         times.append(time.perf_counter() - start)
-        assert all(r["status"] == "ok" for r in records), [r for r in records if r["status"] != "ok"]
+        records = outcome.written
+        assert outcome.ok, outcome.summary()
     result = {
         "benchmark": "suite_warm", "suite": "toy", **kwargs, "runs": len(records),
         "cold_s": times[0], "warm_s": times[1], "cold_over_warm": times[0] / times[1],

@@ -57,7 +57,7 @@ def curve_png(agg: Aggregate, dataset: str, colours: dict[str, Any]) -> bytes | 
     shot_methods = [m for m, pts in methods.items() if any(k > 0 for k in pts)]
     if not shot_methods:
         return None
-    metrics = list(dict.fromkeys(row_metric(m) for m in shot_methods))
+    metrics = sorted(dict.fromkeys(row_metric(m) for m in shot_methods), key=lambda m: m != "top1")
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.2), dpi=100,
                              squeeze=False)

@@ -118,7 +118,7 @@ def _header(agg: Aggregate, failures: list[dict[str, Any]]) -> dict[str, Any]:
         rules[r["method"]].add(r.get("validation") or r.get("protocol") or "?")
     times = [r["started_at"] for r in recs if r.get("started_at")]
     return {
-        "models": [{"spec": m or "?", "fingerprint": f, "runs": n} for (m, f), n in models.items()],
+        "models": [{"spec": m or "(not recorded)", "fingerprint": f, "runs": n} for (m, f), n in models.items()],
         "versions": sorted({str(r.get("zsvl_version", "?")) for r in recs}),
         "datasets": list(datasets.values()),
         "shots": sorted({int(r["shots"]) for r in recs if r.get("shots") is not None}),
