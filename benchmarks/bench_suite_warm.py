@@ -42,13 +42,20 @@ def main() -> None:
         records = outcome.written
         assert outcome.ok, outcome.summary()
     result = {
-        "benchmark": "suite_warm", "suite": "toy", **kwargs, "runs": len(records),
-        "cold_s": times[0], "warm_s": times[1], "cold_over_warm": times[0] / times[1],
+        "benchmark": "suite_warm",
+        "suite": "toy",
+        **kwargs,
+        "runs": len(records),
+        "cold_s": times[0],
+        "warm_s": times[1],
+        "cold_over_warm": times[0] / times[1],
         "loadavg": os.getloadavg(),
     }
     Path(args.out).write_text(json.dumps(result, indent=2))
-    print(f"toy suite ({len(records)} runs): cold {times[0]:.1f}s, warm {times[1]:.1f}s, "
-          f"ratio {result['cold_over_warm']:.1f}x")
+    print(
+        f"toy suite ({len(records)} runs): cold {times[0]:.1f}s, warm {times[1]:.1f}s, "
+        f"ratio {result['cold_over_warm']:.1f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -17,14 +17,30 @@ from zsvl.eval.records import iter_records
 
 PUBLISHED = {
     ("zeroshot", 0, "RN50"): {
-        "ImageNet": 58.18, "Caltech101": 86.29, "OxfordPets": 85.77, "StanfordCars": 55.61,
-        "Flowers102": 66.14, "Food101": 77.31, "FGVCAircraft": 17.28, "SUN397": 58.52,
-        "DTD": 42.32, "EuroSAT": 37.56, "UCF101": 61.46,
+        "ImageNet": 58.18,
+        "Caltech101": 86.29,
+        "OxfordPets": 85.77,
+        "StanfordCars": 55.61,
+        "Flowers102": 66.14,
+        "Food101": 77.31,
+        "FGVCAircraft": 17.28,
+        "SUN397": 58.52,
+        "DTD": 42.32,
+        "EuroSAT": 37.56,
+        "UCF101": 61.46,
     },
     ("gda", 16, "ViT-B-16"): {
-        "ImageNet": 72.24, "Caltech101": 95.79, "OxfordPets": 93.73, "StanfordCars": 82.63,
-        "Flowers102": 97.92, "Food101": 87.27, "FGVCAircraft": 50.33, "SUN397": 75.87,
-        "DTD": 71.26, "EuroSAT": 89.19, "UCF101": 84.09,
+        "ImageNet": 72.24,
+        "Caltech101": 95.79,
+        "OxfordPets": 93.73,
+        "StanfordCars": 82.63,
+        "Flowers102": 97.92,
+        "Food101": 87.27,
+        "FGVCAircraft": 50.33,
+        "SUN397": 75.87,
+        "DTD": 71.26,
+        "EuroSAT": 89.19,
+        "UCF101": 84.09,
     },
 }
 
@@ -39,14 +55,20 @@ def main() -> int:
     published = PUBLISHED.get((args.method, args.shots, args.arch))
     if published is None:
         known = ", ".join(f"{m} {k}-shot {a}" for m, k, a in PUBLISHED)
-        print(f"No published row for {args.method} {args.shots}-shot {args.arch}; known: {known}.",
-              file=sys.stderr)
+        print(
+            f"No published row for {args.method} {args.shots}-shot {args.arch}; known: {known}.",
+            file=sys.stderr,
+        )
         return 2
     ours: dict[str, list[float]] = defaultdict(list)
     found: set[str] = set()
     for rec in iter_records(args.results):
         found.add(rec.get("dataset", "?"))
-        if rec.get("status") == "ok" and rec["method"] == args.method and rec["shots"] == args.shots:
+        if (
+            rec.get("status") == "ok"
+            and rec["method"] == args.method
+            and rec["shots"] == args.shots
+        ):
             ours[rec["dataset"]].append(rec["metrics"]["top1"])
     mine = {name: ours[name] for name in published if ours.get(name)}
     if not mine:

@@ -25,8 +25,13 @@ def _int_list(text: str) -> list[int]:
 
 def _quiet_flag(p: argparse.ArgumentParser) -> None:
     # SUPPRESS: a global --quiet (if the main parser has one) is not overwritten by this default
-    p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
-                   help="no progress bars or per-run lines on stderr")
+    p.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="no progress bars or per-run lines on stderr",
+    )
 
 
 def add_eval_parsers(sub: Any) -> None:
@@ -41,8 +46,11 @@ def add_eval_parsers(sub: Any) -> None:
     p.add_argument("--datasets", type=_csv_list, default=None, help="a subset of the suite")
     p.add_argument("--out", default="results", help="results folder (records are resumable)")
     p.add_argument("--check-only", action="store_true", help="only check the datasets")
-    p.add_argument("--retry-failed", action="store_true",
-                   help="redo runs whose record says the method failed (default: keep them)")
+    p.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="redo runs whose record says the method failed (default: keep them)",
+    )
     p.add_argument("--json", action="store_true", help="print the outcome as JSON on stdout")
     _quiet_flag(p)
     p.set_defaults(func=_cmd_eval)
@@ -51,8 +59,11 @@ def add_eval_parsers(sub: Any) -> None:
     p.add_argument("results", help="the --out folder of zsvl eval (or a folder above it)")
     p.add_argument("--format", choices=("md", "csv", "html"), default="md")
     p.add_argument("--out", default=None, help="write to this file instead of stdout")
-    p.add_argument("--method", default=None,
-                   help="HTML: the method whose per-class accuracy and confusion are shown")
+    p.add_argument(
+        "--method",
+        default=None,
+        help="HTML: the method whose per-class accuracy and confusion are shown",
+    )
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("demo", help="every method on the built-in toy suite, offline, + report")
@@ -94,15 +105,20 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         **overrides,
     )
     if args.json:
-        print(json.dumps({
-            "out": str(outcome.out),
-            "planned": len(outcome.planned),
-            "run_now": len(outcome.written),
-            "failed": [
-                {"run": spec.label, "error": None if rec is None else rec.get("error")}
-                for spec, rec in outcome.failed
-            ],
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "out": str(outcome.out),
+                    "planned": len(outcome.planned),
+                    "run_now": len(outcome.written),
+                    "failed": [
+                        {"run": spec.label, "error": None if rec is None else rec.get("error")}
+                        for spec, rec in outcome.failed
+                    ],
+                },
+                indent=2,
+            )
+        )
     else:
         print(outcome.summary(), file=sys.stdout if outcome.ok else sys.stderr)
     return 0 if outcome.ok else 1

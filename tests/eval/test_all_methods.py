@@ -12,6 +12,7 @@ from zsvl.eval.report import render_report
 from zsvl.eval.runner import plan_runs, run_suite
 from zsvl.eval.suite import Suite
 
+
 def test_every_registered_method_runs_through_the_runner(toy_encoder, tiny_root, tmp_path):
     methods = public_methods()
     assert {"zeroshot", "tip", "gda", "teen", "retrieval", "vocab-free"} <= set(methods)

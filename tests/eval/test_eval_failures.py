@@ -52,8 +52,9 @@ def test_a_dataset_failing_its_check_fails_the_run_until_the_data_is_fixed(
 
 def test_unreadable_records_are_redone(toy_encoder, tiny_root, tmp_path):
     out = tmp_path / "res"
-    evaluate(_suite("zeroshot", "classname", "cbd"), model=toy_encoder, data_root=tiny_root,
-             out=out)
+    evaluate(
+        _suite("zeroshot", "classname", "cbd"), model=toy_encoder, data_root=tiny_root, out=out
+    )
     damaged = {
         out / "ToyShapes" / "zeroshot" / "k0.json": None,  # truncated
         out / "ToyShapes" / "classname" / "k0.json": b"",  # empty
@@ -62,11 +63,14 @@ def test_unreadable_records_are_redone(toy_encoder, tiny_root, tmp_path):
     for path, data in damaged.items():
         path.write_bytes(path.read_bytes()[:40] if data is None else data)
     assert "3 record files are unreadable" in render_report(out, "md")
-    again = evaluate(_suite("zeroshot", "classname", "cbd"), model=toy_encoder,
-                     data_root=tiny_root, out=out)
+    again = evaluate(
+        _suite("zeroshot", "classname", "cbd"), model=toy_encoder, data_root=tiny_root, out=out
+    )
     assert again.ok and len(again.written) == 3
     assert {(r["dataset"], r["method"]) for r in again.written} == {
-        ("ToyShapes", "zeroshot"), ("ToyShapes", "classname"), ("ToyTextures", "cbd")
+        ("ToyShapes", "zeroshot"),
+        ("ToyShapes", "classname"),
+        ("ToyTextures", "cbd"),
     }
     assert "unreadable" not in render_report(out, "md")
 
@@ -101,8 +105,10 @@ def test_cli_exit_code_and_message_name_the_failed_runs(tiny_root, tmp_path, cap
     data = _copy(tiny_root, tmp_path)
     shutil.rmtree(data / "toy_textures" / "images" / "test")
     suite = tmp_path / "s.toml"
-    suite.write_text('datasets = ["ToyShapes", "ToyTextures"]\nmethods = ["zeroshot"]\n'
-                     "shots = [0]\nseeds = [1]\n")
+    suite.write_text(
+        'datasets = ["ToyShapes", "ToyTextures"]\nmethods = ["zeroshot"]\n'
+        "shots = [0]\nseeds = [1]\n"
+    )
     argv = ["eval", "--suite", str(suite), "--data-root", str(data), "--out", str(tmp_path / "r")]
     assert main([*argv, "--quiet"]) == 1
     err = capsys.readouterr().err

@@ -11,15 +11,25 @@ SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "compare_published.p
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_no_coop11_records_gives_a_hint_not_rows_of_nan(tmp_path):
     toy = tmp_path / "ToyShapes" / "zeroshot" / "k0.json"
     toy.parent.mkdir(parents=True)
-    toy.write_text(json.dumps({"dataset": "ToyShapes", "method": "zeroshot", "shots": 0,
-                               "status": "ok", "metrics": {"top1": 73.0}}))
+    toy.write_text(
+        json.dumps(
+            {
+                "dataset": "ToyShapes",
+                "method": "zeroshot",
+                "shots": 0,
+                "status": "ok",
+                "metrics": {"top1": 73.0},
+            }
+        )
+    )
     done = _run(str(tmp_path))
     assert done.returncode == 1 and "nan" not in done.stdout + done.stderr
     assert "No CoOp-11 records of zeroshot" in done.stderr and "--suite coop11" in done.stderr
@@ -29,8 +39,17 @@ def test_no_coop11_records_gives_a_hint_not_rows_of_nan(tmp_path):
 def test_coop11_records_are_compared(tmp_path):
     rec = tmp_path / "DTD" / "zeroshot" / "k0.json"
     rec.parent.mkdir(parents=True)
-    rec.write_text(json.dumps({"dataset": "DTD", "method": "zeroshot", "shots": 0,
-                               "status": "ok", "metrics": {"top1": 43.0}}))
+    rec.write_text(
+        json.dumps(
+            {
+                "dataset": "DTD",
+                "method": "zeroshot",
+                "shots": 0,
+                "status": "ok",
+                "metrics": {"top1": 43.0},
+            }
+        )
+    )
     done = _run(str(tmp_path))
     assert done.returncode == 0, done.stderr
     assert "DTD              43.00      42.32   +0.68" in done.stdout

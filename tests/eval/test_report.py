@@ -143,7 +143,9 @@ def test_html_report_renders_in_headless_chromium(tmp_path, toy_encoder, toy_sui
         def js(expr):
             return driver.execute_script("return " + expr)
 
-        cells = js("Array.from(document.querySelectorAll('table.results td')).map(c => c.innerText)")
+        cells = js(
+            "Array.from(document.querySelectorAll('table.results td')).map(c => c.innerText)"
+        )
         assert {"zeroshot", "cbd", "tip (2-shot)"} <= set(cells)
         assert js("document.querySelectorAll('table.results td.best').length") >= 3  # 2 + mean
         widths = js("Array.from(document.querySelectorAll('#plots img')).map(i => i.naturalWidth)")
@@ -158,8 +160,10 @@ def test_html_report_renders_in_headless_chromium(tmp_path, toy_encoder, toy_sui
         assert "Explanations: ToyShapes / cbd" in text and "descriptions that decided" in text
         assert "fingerprint" in text and "zsvl-toy-clip" in text and "test 400" in text
         assert str(toy_suite) not in text and str(tmp_path) not in text  # no absolute paths
-        for anchor in js("Array.from(document.querySelectorAll('a[href^=\"#\"]'))"
-                         ".map(a => a.getAttribute('href').slice(1))"):
+        for anchor in js(
+            "Array.from(document.querySelectorAll('a[href^=\"#\"]'))"
+            ".map(a => a.getAttribute('href').slice(1))"
+        ):
             assert js(f"document.getElementById('{anchor}') !== null"), anchor
     finally:
         driver.quit()
@@ -170,9 +174,18 @@ def test_scratch_files_are_not_records_and_failures_are(tmp_path):
     (root / "_work" / "fewshot").mkdir(parents=True)
     (root / "_work" / "fewshot" / "A_k1_seed1.json").write_text(json.dumps({"shots": 1}))
     (root / "C" / "zeroshot").mkdir(parents=True)
-    (root / "C" / "zeroshot" / "k0.json").write_text(json.dumps(
-        {"dataset": "C", "method": "zeroshot", "shots": 0, "status": "failed",
-         "error_kind": "dataset", "error": "folder missing"}))
+    (root / "C" / "zeroshot" / "k0.json").write_text(
+        json.dumps(
+            {
+                "dataset": "C",
+                "method": "zeroshot",
+                "shots": 0,
+                "status": "failed",
+                "error_kind": "dataset",
+                "error": "folder missing",
+            }
+        )
+    )
     md = render_report(root, "md")
     assert "1 runs failed" in md and "C / zeroshot k=0" in md and "folder missing" in md
 

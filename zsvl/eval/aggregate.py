@@ -219,7 +219,9 @@ def _curve_tables(agg: Aggregate) -> list[str]:
 
 
 def _extra_table(agg: Aggregate) -> list[str]:
-    keys = sorted({(row, name) for row, name, _ in agg.extra}, key=lambda k: (agg.rows.index(k[0]), k[1]))
+    keys = sorted(
+        {(row, name) for row, name, _ in agg.extra}, key=lambda k: (agg.rows.index(k[0]), k[1])
+    )
     if not keys:
         return []
     out = ["", "Other metrics of the same runs:", ""]

@@ -160,4 +160,6 @@ def evaluate(
 
 
 def _spec_of(encoder: Any) -> str:
-    return str(getattr(encoder, "spec", "") or getattr(encoder, "name", "") or type(encoder).__name__)
+    return str(
+        getattr(encoder, "spec", "") or getattr(encoder, "name", "") or type(encoder).__name__
+    )

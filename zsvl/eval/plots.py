@@ -59,8 +59,9 @@ def curve_png(agg: Aggregate, dataset: str, colours: dict[str, Any]) -> bytes | 
         return None
     metrics = sorted(dict.fromkeys(row_metric(m) for m in shot_methods), key=lambda m: m != "top1")
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.2), dpi=100,
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(metrics), figsize=(4.2 * len(metrics), 3.2), dpi=100, squeeze=False
+    )
     max_shots = max(k for m in shot_methods for k in methods[m])
     handles: dict[str, Any] = {}
     for ax, metric in zip(axes[0], metrics, strict=True):
@@ -73,8 +74,16 @@ def curve_png(agg: Aggregate, dataset: str, colours: dict[str, Any]) -> bytes | 
             shots = sorted(k for k in methods[method] if k > 0)
             mean = np.array([methods[method][k][0] for k in shots])
             std = np.array([methods[method][k][1] for k in shots])
-            line = ax.errorbar(shots, mean, yerr=std, marker="o", markersize=4, capsize=3,
-                               color=colours.get(name), label=name)
+            line = ax.errorbar(
+                shots,
+                mean,
+                yerr=std,
+                marker="o",
+                markersize=4,
+                capsize=3,
+                color=colours.get(name),
+                label=name,
+            )
             handles[name] = line
         ax.set_xscale("log", base=2)
         ax.set_xticks([k for k in (1, 2, 4, 8, 16, 32, 64) if k <= max_shots])
@@ -83,8 +92,14 @@ def curve_png(agg: Aggregate, dataset: str, colours: dict[str, Any]) -> bytes | 
         ax.set_ylabel(_METRIC_LABEL.get(metric, metric))
         ax.grid(alpha=0.3)
     fig.suptitle(dataset, fontsize=11)
-    fig.legend(list(handles.values()), list(handles), loc="center left",
-               bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
+    fig.legend(
+        list(handles.values()),
+        list(handles),
+        loc="center left",
+        bbox_to_anchor=(1.0, 0.5),
+        fontsize=8,
+        frameon=False,
+    )
     fig.tight_layout()
     return _png(fig)
 

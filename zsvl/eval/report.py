@@ -40,7 +40,9 @@ def find_results(results: str | Path) -> Path:
     records (``zsvl report results/`` after ``make demo`` finds ``results/toy``)."""
     root = Path(results)
     if not root.is_dir():
-        raise InvalidParameterError(f"{results} is not a folder; give the --out folder of zsvl eval.")
+        raise InvalidParameterError(
+            f"{results} is not a folder; give the --out folder of zsvl eval."
+        )
     if next(iter_records(root), None) is not None or unreadable_records(root):
         return root
     found = sorted({p.parents[2] for p in root.glob("**/*/*/k*.json") if "_work" not in p.parts})
@@ -118,7 +120,10 @@ def _header(agg: Aggregate, failures: list[dict[str, Any]]) -> dict[str, Any]:
         rules[r["method"]].add(r.get("validation") or r.get("protocol") or "?")
     times = [r["started_at"] for r in recs if r.get("started_at")]
     return {
-        "models": [{"spec": m or "(not recorded)", "fingerprint": f, "runs": n} for (m, f), n in models.items()],
+        "models": [
+            {"spec": m or "(not recorded)", "fingerprint": f, "runs": n}
+            for (m, f), n in models.items()
+        ],
         "versions": sorted({str(r.get("zsvl_version", "?")) for r in recs}),
         "datasets": list(datasets.values()),
         "shots": sorted({int(r["shots"]) for r in recs if r.get("shots") is not None}),
@@ -139,18 +144,29 @@ def _main_table(agg: Aggregate) -> list[dict[str, Any]]:
         for d in agg.datasets:
             cell = agg.cells.get((row, d))
             best = cell is not None and row_metric(row) == "top1" and cell[0] == agg.best(d)
-            delta = agg.delta(row, d) if base and row != base and row_metric(row) == "top1" else None
-            cells.append({"text": fmt_cell(cell), "best": best,
-                          "delta": None if delta is None or np.isnan(delta) else delta})
+            delta = (
+                agg.delta(row, d) if base and row != base and row_metric(row) == "top1" else None
+            )
+            cells.append(
+                {
+                    "text": fmt_cell(cell),
+                    "best": best,
+                    "delta": None if delta is None or np.isnan(delta) else delta,
+                }
+            )
         mean = agg.row_mean(row)
-        rows.append({
-            "name": row,
-            "method": row.split(" (")[0].split(" [")[0],
-            "metric": row_metric(row),
-            "cells": cells,
-            "mean": None if np.isnan(mean) else mean,
-            "mean_best": row_metric(row) == "top1" and not np.isnan(mean) and mean == agg.best(None),
-        })
+        rows.append(
+            {
+                "name": row,
+                "method": row.split(" (")[0].split(" [")[0],
+                "metric": row_metric(row),
+                "cells": cells,
+                "mean": None if np.isnan(mean) else mean,
+                "mean_best": row_metric(row) == "top1"
+                and not np.isnan(mean)
+                and mean == agg.best(None),
+            }
+        )
     return rows
 
 
@@ -161,8 +177,14 @@ def _detail(agg: Aggregate, method: str) -> list[dict[str, Any]]:
     shots = {k for (m, k) in agg.row_of if m == method}
     out = []
     for ds in agg.datasets:
-        recs = [r for r in agg.records if r["dataset"] == ds and r["method"] == method
-                and int(r["shots"]) in shots and r.get("per_class_top1")]
+        recs = [
+            r
+            for r in agg.records
+            if r["dataset"] == ds
+            and r["method"] == method
+            and int(r["shots"]) in shots
+            and r.get("per_class_top1")
+        ]
         if not recs:
             continue
         names = recs[0]["class_names"]
@@ -175,21 +197,26 @@ def _detail(agg: Aggregate, method: str) -> list[dict[str, Any]]:
         for t, p, n in triples:
             if t != p:
                 pairs[(t, p)] += n
-        label = f"{ds}: {method}" + (f" ({max(shots)}-shot, {len(recs)} seeds)" if max(shots) else "")
+        label = f"{ds}: {method}" + (
+            f" ({max(shots)}-shot, {len(recs)} seeds)" if max(shots) else ""
+        )
         cards = _cards(recs)
-        out.append({
-            "dataset": ds,
-            "anchor": _anchor("detail", ds),
-            "label": label,
-            "per_class": _data_uri(per_class_png(names, list(per_class), label)),
-            "confusion": _data_uri(confusion_png(names, triples, label)) if len(names) <= 60
-            else None,
-            "top_confusions": [
-                {"truth": names[t], "predicted": names[p], "count": n}
-                for (t, p), n in pairs.most_common(8)
-            ],
-            "cards": cards,
-        })
+        out.append(
+            {
+                "dataset": ds,
+                "anchor": _anchor("detail", ds),
+                "label": label,
+                "per_class": _data_uri(per_class_png(names, list(per_class), label)),
+                "confusion": _data_uri(confusion_png(names, triples, label))
+                if len(names) <= 60
+                else None,
+                "top_confusions": [
+                    {"truth": names[t], "predicted": names[p], "count": n}
+                    for (t, p), n in pairs.most_common(8)
+                ],
+                "cards": cards,
+            }
+        )
     return out
 
 
@@ -201,11 +228,13 @@ def _cards(recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for ex in recs[0].get("examples", []) if recs else []:
         src = str(ex.get("source", ""))
         why = explained.get(src) or {}
-        cards.append({
-            **ex,
-            "source": Path(src).name if Path(src).is_absolute() else src,
-            "descriptors": why.get("descriptors", [])[:4],
-        })
+        cards.append(
+            {
+                **ex,
+                "source": Path(src).name if Path(src).is_absolute() else src,
+                "descriptors": why.get("descriptors", [])[:4],
+            }
+        )
     return cards
 
 
@@ -219,8 +248,14 @@ def _described(agg: Aggregate, skip: str) -> list[dict[str, Any]]:
         recs = [r for r in agg.records if r["dataset"] == ds and r["method"] == method]
         recs = [r for r in recs if r.get("examples")]
         if recs:
-            groups.append({"dataset": ds, "method": method, "cards": _cards(recs[:1]),
-                           "anchor": _anchor("explain", ds, method)})
+            groups.append(
+                {
+                    "dataset": ds,
+                    "method": method,
+                    "cards": _cards(recs[:1]),
+                    "anchor": _anchor("explain", ds, method),
+                }
+            )
     return groups
 
 
@@ -246,9 +281,7 @@ def _html(agg: Aggregate, root: Path, *, method: str | None, broken: list[str]) 
             f"Methods with records: {', '.join(sorted(set(methods)))}."
         )
     colours = method_colours(agg.rows)
-    curves = [
-        {"dataset": ds, "uri": _data_uri(curve_png(agg, ds, colours))} for ds in agg.datasets
-    ]
+    curves = [{"dataset": ds, "uri": _data_uri(curve_png(agg, ds, colours))} for ds in agg.datasets]
     extra_keys = sorted(
         {(r, n) for r, n, _ in agg.extra}, key=lambda k: (agg.rows.index(k[0]), k[1])
     )
@@ -267,13 +300,23 @@ def _html(agg: Aggregate, root: Path, *, method: str | None, broken: list[str]) 
         has_baseline=bool(agg.rows) and agg.rows[0] == "zeroshot",
         curves=[c for c in curves if c["uri"]],
         extra=[
-            {"row": r, "metric": n, "cells": [fmt_cell(agg.extra.get((r, n, d))) for d in agg.datasets]}
+            {
+                "row": r,
+                "metric": n,
+                "cells": [fmt_cell(agg.extra.get((r, n, d))) for d in agg.datasets],
+            }
             for r, n in extra_keys
         ],
         method=method,
         details=_detail(agg, method),
         described=_described(agg, method),
-        failures=[{"label": failure_label(f), "kind": f.get("error_kind", "method"),
-                   "error": f.get("error", "")} for f in agg.failures],
+        failures=[
+            {
+                "label": failure_label(f),
+                "kind": f.get("error_kind", "method"),
+                "error": f.get("error", ""),
+            }
+            for f in agg.failures
+        ],
         broken=broken,
     )

@@ -236,8 +236,11 @@ def _score(result: MethodResult, ctx: MethodContext, test: SplitFeatures, root: 
         similarity = ctx.params.get("semantic_similarity")  # None: when the extra is installed
         found = vic_metrics(result.predicted_names, test.y, list(names), similarity=similarity)
         metrics = {k: v for k, v in found.items() if isinstance(v, (int, float)) or v is None}
-        return {**fields, "primary_metric": result.primary_metric or "cluster_accuracy",
-                "metrics": metrics}
+        return {
+            **fields,
+            "primary_metric": result.primary_metric or "cluster_accuracy",
+            "metrics": metrics,
+        }
     if result.scores is None:
         if result.primary_metric not in result.metrics:
             raise ValueError("a method without scores or names must name its primary metric")
@@ -288,8 +291,9 @@ def third_party_quiet() -> Iterator[None]:
             restore.append(enable_progress_bars)
     except ImportError:  # pragma: no cover - huggingface_hub comes with open_clip
         pass
-    tf_logging = getattr(sys.modules.get("transformers.utils.logging"), "is_progress_bar_enabled",
-                         None)
+    tf_logging = getattr(
+        sys.modules.get("transformers.utils.logging"), "is_progress_bar_enabled", None
+    )
     if tf_logging is not None and tf_logging():
         tf = sys.modules["transformers.utils.logging"]
         tf.disable_progress_bar()
@@ -343,9 +347,7 @@ def run_suite(
                 continue
             for spec in mine:
                 bar.set_postfix_str(spec.label, refresh=True)
-                record = execute_run(
-                    spec, session, out=out, model_spec=model_spec, workdir=workdir
-                )
+                record = execute_run(spec, session, out=out, model_spec=model_spec, workdir=workdir)
                 written.append(record)
                 bar.update(1)
                 progress_line(f"[{len(written)}/{len(todo)}] {spec.label}: {_summary(record)}")
