@@ -112,3 +112,22 @@ def test_methods_that_name_instead_of_rank_get_vic_metrics(toy_encoder, toy_suit
         0 < rec["metrics"]["cluster_accuracy"] <= 20
     )  # two names can match at most 2 of 10 classes
     assert "_names_truth_or_noise [cluster_accuracy]" in render_report(tmp_path, "md")
+
+
+def test_progress_names_each_run_out_of_how_many_and_quiet_silences_it(
+    toy_encoder, tiny_root, tmp_path, monkeypatch, capsys
+):
+    from zsvl._progress import set_quiet
+
+    suite = _small_suite(("zeroshot", "classname"))
+    monkeypatch.setenv("ZSVL_PROGRESS", "1")
+    run_suite(suite, data_root=tiny_root, encoder=toy_encoder, out=tmp_path / "a")
+    err = capsys.readouterr().err
+    assert "[1/2] ToyShapes zeroshot 0-shot: top1 " in err
+    assert "[2/2] ToyShapes classname 0-shot: top1 " in err and "eval:" in err  # the tqdm bar
+    set_quiet()
+    try:
+        run_suite(suite, data_root=tiny_root, encoder=toy_encoder, out=tmp_path / "b")
+    finally:
+        set_quiet(False)
+    assert capsys.readouterr().err == ""

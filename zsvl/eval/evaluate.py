@@ -43,10 +43,10 @@ class EvalOutcome:
     def summary(self) -> str:
         """One line, then one line per failed run (at most 20)."""
         new_fail = sum(r["status"] != "ok" for r in self.written)
+        already = len(self.planned) - len(self.written)
         head = (
-            f"{len(self.planned)} runs in the suite: {len(self.written)} run now "
-            f"({new_fail} failed), {len(self.planned) - len(self.written)} already done; "
-            f"records in {self.out}."
+            f"{len(self.written)} runs written to {self.out} ({new_fail} failed); "
+            f"{already} of the suite's {len(self.planned)} runs were already done."
         )
         if not self.failed:
             return head + f" `zsvl report {self.out}` makes the table."
@@ -71,9 +71,17 @@ def _resolve(
             raise InvalidParameterError(
                 f"Suite {chosen.name!r} needs --data-root DIR (the folder holding the datasets)."
             )
+        import time
+
+        from zsvl._progress import progress_line
         from zsvl.toy.suite import build_suite, default_suite_root
 
-        data_root = build_suite(default_suite_root())
+        start = time.perf_counter()
+        data_root = build_suite(default_suite_root())  # renders the images on the first call
+        if time.perf_counter() - start > 2:
+            progress_line(
+                f"toy suite written to {data_root} in {time.perf_counter() - start:.0f} s"
+            )
     root = Path(data_root).expanduser()
     if not root.is_dir():
         raise DataLayoutError(
