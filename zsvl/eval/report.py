@@ -119,6 +119,9 @@ def _header(agg: Aggregate, failures: list[dict[str, Any]]) -> dict[str, Any]:
     for r in agg.records:
         rules[r["method"]].add(r.get("validation") or r.get("protocol") or "?")
     times = [r["started_at"] for r in recs if r.get("started_at")]
+    per_method: dict[str, float] = defaultdict(float)
+    for r in recs:
+        per_method[r.get("method", "?")] += float(r.get("wall_time_s") or 0.0)
     return {
         "models": [
             {"spec": m or "(not recorded)", "fingerprint": f, "runs": n}
@@ -130,7 +133,8 @@ def _header(agg: Aggregate, failures: list[dict[str, Any]]) -> dict[str, Any]:
         "seeds": sorted({int(r["seed"]) for r in recs if r.get("seed") is not None}),
         "rules": {m: sorted(v) for m, v in sorted(rules.items())},
         "n_runs": len(recs),
-        "wall_s": sum(float(r.get("wall_time_s") or 0.0) for r in recs),
+        "wall_s": sum(per_method.values()),
+        "method_s": sorted(per_method.items(), key=lambda kv: -kv[1]),
         "first": min(times) if times else None,
         "last": max(times) if times else None,
     }
