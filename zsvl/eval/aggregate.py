@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -218,10 +219,19 @@ def _curve_tables(agg: Aggregate) -> list[str]:
     return out
 
 
+def _natural(text: str) -> list[Any]:
+    """Sort key that puts R@5 before R@10."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
+
+
+def extra_keys(agg: Aggregate) -> list[tuple[str, str]]:
+    """(row, metric) pairs of the other-metrics table, in table row order, metrics naturally."""
+    found = {(row, name) for row, name, _ in agg.extra}
+    return sorted(found, key=lambda k: (agg.rows.index(k[0]), _natural(k[1])))
+
+
 def _extra_table(agg: Aggregate) -> list[str]:
-    keys = sorted(
-        {(row, name) for row, name, _ in agg.extra}, key=lambda k: (agg.rows.index(k[0]), k[1])
-    )
+    keys = extra_keys(agg)
     if not keys:
         return []
     out = ["", "Other metrics of the same runs:", ""]

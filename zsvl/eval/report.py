@@ -20,6 +20,7 @@ from zsvl.errors import InvalidParameterError
 from zsvl.eval.aggregate import (
     Aggregate,
     aggregate,
+    extra_keys,
     failure_label,
     fmt_cell,
     row_metric,
@@ -284,11 +285,10 @@ def _html(agg: Aggregate, root: Path, *, method: str | None, broken: list[str]) 
             f"No ok record of method {method!r} under {root}.{hint} "
             f"Methods with records: {', '.join(sorted(set(methods)))}."
         )
-    colours = method_colours(agg.rows)
+    # few-shot methods (the ones drawn as curves) get the strong tab10 colours first
+    colours = method_colours(sorted(agg.rows, key=lambda r: "-shot)" not in r))
     curves = [{"dataset": ds, "uri": _data_uri(curve_png(agg, ds, colours))} for ds in agg.datasets]
-    extra_keys = sorted(
-        {(r, n) for r, n, _ in agg.extra}, key=lambda k: (agg.rows.index(k[0]), k[1])
-    )
+    keys = extra_keys(agg)
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
         autoescape=True,
@@ -309,7 +309,7 @@ def _html(agg: Aggregate, root: Path, *, method: str | None, broken: list[str]) 
                 "metric": n,
                 "cells": [fmt_cell(agg.extra.get((r, n, d))) for d in agg.datasets],
             }
-            for r, n in extra_keys
+            for r, n in keys
         ],
         method=method,
         details=_detail(agg, method),
