@@ -69,13 +69,15 @@ def curve_png(agg: Aggregate, dataset: str, colours: dict[str, Any]) -> bytes | 
             handles["zeroshot"] = ax.axhline(
                 methods["zeroshot"][0][0], linestyle="--", linewidth=1.2, color="black"
             )
-        for method in (m for m in shot_methods if row_metric(m) == metric):
+        drawn = [m for m in shot_methods if row_metric(m) == metric]
+        for i, method in enumerate(drawn):
             name = method.split(" [")[0]
             shots = sorted(k for k in methods[method] if k > 0)
+            dodge = 1.0 + 0.04 * (i - (len(drawn) - 1) / 2)  # error bars side by side
             mean = np.array([methods[method][k][0] for k in shots])
             std = np.array([methods[method][k][1] for k in shots])
             line = ax.errorbar(
-                shots,
+                [k * dodge for k in shots],
                 mean,
                 yerr=std,
                 marker="o",
