@@ -42,3 +42,13 @@ def tiny_root(toy_suite: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     return make_tiny_root(
         toy_suite, tmp_path_factory.mktemp("tiny_suite"), ("ToyShapes", "ToyTextures")
     )
+
+
+@pytest.fixture(autouse=True)
+def _progress_not_quiet():
+    """``zsvl eval --quiet`` silences the process; each test starts and ends un-silenced."""
+    from zsvl._progress import set_quiet
+
+    set_quiet(False)
+    yield
+    set_quiet(False)
