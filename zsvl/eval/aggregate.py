@@ -68,7 +68,10 @@ def _label(method: str, primary: str) -> str:
 def aggregate(records: Iterable[dict[str, Any]]) -> Aggregate:
     values: dict[tuple[str, str, int], list[float]] = defaultdict(list)
     others: dict[tuple[str, str, int, str], list[float]] = defaultdict(list)
-    failures, examples, explanations, ok = [], {}, {}, []
+    failures: list[dict[str, Any]] = []
+    ok: list[dict[str, Any]] = []
+    examples: dict[str, list[dict[str, Any]]] = {}
+    explanations: dict[str, list[dict[str, Any]]] = {}
     datasets: list[str] = []
     for rec in records:
         ds = rec.get("dataset", "?")
@@ -117,9 +120,9 @@ def aggregate(records: Iterable[dict[str, Any]]) -> Aggregate:
         rows.append(row)
         row_of[(method.split(" [")[0], chosen)] = row
         for ds in datasets:
-            vals = values.get((method, ds, chosen))
-            if vals:
-                cells[(row, ds)] = (float(np.mean(vals)), float(np.std(vals)), len(vals))
+            cell = values.get((method, ds, chosen))
+            if cell:
+                cells[(row, ds)] = (float(np.mean(cell)), float(np.std(cell)), len(cell))
         for (m, ds, k, name), vals in others.items():
             if m == method and k == chosen:
                 extra[(row, name, ds)] = (float(np.mean(vals)), float(np.std(vals)), len(vals))

@@ -134,13 +134,13 @@ def _thumbnail(path: str, size: int = 96) -> str | None:
     from PIL import Image
 
     try:
-        with Image.open(path) as image:
-            image = image.convert("RGB")
-            if max(image.size) < size:  # tiny images: scale up, pixelated in the page
-                image = image.resize((size, size), Image.NEAREST)
-            image.thumbnail((size, size))
-            buf = io.BytesIO()
-            image.save(buf, format="PNG")
+        with Image.open(path) as opened:
+            image = opened.convert("RGB")
+        if max(image.size) < size:  # tiny images: scale up, pixelated in the page
+            image = image.resize((size, size), Image.Resampling.NEAREST)
+        image.thumbnail((size, size))
+        buf = io.BytesIO()
+        image.save(buf, format="PNG")
     except (OSError, ValueError):
         return None
     return base64.b64encode(buf.getvalue()).decode("ascii")
@@ -165,7 +165,9 @@ def examples_of(
     n: int = 4,
 ) -> list[dict[str, Any]]:
     """``n`` test images spread over the split: relative source, thumbnail, truth, top-3, right."""
-    picks = np.linspace(0, len(y) - 1, num=min(n, len(y)), dtype=int) if len(y) else []
+    picks = (
+        np.linspace(0, len(y) - 1, num=min(n, len(y)), dtype=int) if len(y) else np.zeros(0, int)
+    )
     out = []
     for i in picks:
         top = np.argsort(-scores[i])[:3]

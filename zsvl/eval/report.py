@@ -110,7 +110,7 @@ def _data_uri(png: bytes | None) -> str | None:
 def _header(agg: Aggregate, failures: list[dict[str, Any]]) -> dict[str, Any]:
     recs = agg.records + failures
     models = Counter((r.get("model", ""), r.get("encoder_fingerprint", "")) for r in agg.records)
-    datasets = {}
+    datasets: dict[str, dict[str, Any]] = {}
     for r in agg.records:
         d = datasets.setdefault(r["dataset"], {"name": r["dataset"], "classes": None, "splits": {}})
         if r.get("class_names"):

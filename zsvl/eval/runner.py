@@ -72,6 +72,7 @@ def plan_runs(suite: Suite) -> list[RunSpec]:
     for info in suite.datasets:
         for entry in entries:
             params = dict(suite.params.get(entry.name, {}))
+            pairs: list[tuple[int, int | None]]
             if entry.uses_shots:
                 pairs = [(k, s) for k in suite.shots if k > 0 for s in suite.seeds]
             elif 0 not in suite.shots:
