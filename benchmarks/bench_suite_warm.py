@@ -37,17 +37,25 @@ def main() -> None:
     for run in ("cold", "warm"):
         out = Path(home) / f"results-{run}"
         start = time.perf_counter()
-        records = evaluate("toy", model="toy", data_root=root, out=out, **kwargs)
+        outcome = evaluate("toy", model="toy", data_root=root, out=out, **kwargs)
         times.append(time.perf_counter() - start)
-        assert all(r["status"] == "ok" for r in records), [r for r in records if r["status"] != "ok"]
+        records = outcome.written
+        assert outcome.ok, outcome.summary()
     result = {
-        "benchmark": "suite_warm", "suite": "toy", **kwargs, "runs": len(records),
-        "cold_s": times[0], "warm_s": times[1], "cold_over_warm": times[0] / times[1],
+        "benchmark": "suite_warm",
+        "suite": "toy",
+        **kwargs,
+        "runs": len(records),
+        "cold_s": times[0],
+        "warm_s": times[1],
+        "cold_over_warm": times[0] / times[1],
         "loadavg": os.getloadavg(),
     }
     Path(args.out).write_text(json.dumps(result, indent=2))
-    print(f"toy suite ({len(records)} runs): cold {times[0]:.1f}s, warm {times[1]:.1f}s, "
-          f"ratio {result['cold_over_warm']:.1f}x")
+    print(
+        f"toy suite ({len(records)} runs): cold {times[0]:.1f}s, warm {times[1]:.1f}s, "
+        f"ratio {result['cold_over_warm']:.1f}x"
+    )
 
 
 if __name__ == "__main__":

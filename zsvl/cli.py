@@ -61,24 +61,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--aliases-only", action="store_true", help="only zsvl's own names")
     p.set_defaults(func=_cmd_models)
 
-    p = sub.add_parser("eval", help="run an evaluation suite (coop11, toy or a TOML file)")
-    p.add_argument("--suite", default="toy", help="coop11, toy, or a suite TOML file")
-    p.add_argument("--data-root", default=None, help="folder holding the datasets (CoOp layout)")
-    p.add_argument("--model", default="toy", help="model spec (default: %(default)s)")
-    p.add_argument("--methods", type=_csv_list, default=None, help="e.g. zeroshot,tip,gda")
-    p.add_argument("--shots", type=_int_list, default=None, help="e.g. 0,1,2,4,8,16")
-    p.add_argument("--seeds", type=_int_list, default=None, help="e.g. 1,2,3")
-    p.add_argument("--datasets", type=_csv_list, default=None, help="a subset of the suite")
-    p.add_argument("--out", default="results", help="results folder (records are resumable)")
-    p.add_argument("--check-only", action="store_true", help="only check the datasets")
-    p.set_defaults(func=_cmd_eval)
-
-    p = sub.add_parser("report", help="tables and plots from a results folder")
-    p.add_argument("results", help="the --out folder of zsvl eval")
-    p.add_argument("--format", choices=("md", "csv", "html"), default="md")
-    p.add_argument("--out", default=None, help="write to this file instead of stdout")
-    p.set_defaults(func=_cmd_report)
-
     from zsvl.cli_descriptors import add_descriptor_parsers
 
     add_descriptor_parsers(sub)  # descriptors generate | import
@@ -87,11 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_index_parsers(sub)  # index build | info | search
 
-    p = sub.add_parser("demo", help="every method on the built-in toy suite, offline, + report")
-    p.add_argument("--out", default="results/toy", help="results folder (default: %(default)s)")
-    p.add_argument("--model", default="toy")
-    p.add_argument("--methods", type=_csv_list, default=None, help="default: all registered")
-    p.set_defaults(func=_cmd_demo)
+    from zsvl.cli_eval import add_eval_parsers
+
+    add_eval_parsers(sub)  # eval | report | demo
     return parser
 
 
@@ -168,50 +148,6 @@ def _int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated integers, got {text!r}"
         ) from exc
-
-
-def _cmd_eval(args: argparse.Namespace) -> int:
-    from zsvl.eval.evaluate import check_suite, evaluate
-
-    overrides = {
-        "methods": args.methods,
-        "shots": args.shots,
-        "seeds": args.seeds,
-        "datasets": args.datasets,
-    }
-    if args.check_only:
-        reports = check_suite(args.suite, data_root=args.data_root, **overrides)
-        print("\n".join(r.summary() for r in reports))
-        return 0 if all(r.ok for r in reports) else 1
-    records = evaluate(
-        args.suite, model=args.model, data_root=args.data_root, out=args.out, **overrides
-    )
-    failed = [r for r in records if r.get("status") != "ok"]
-    print(
-        f"{len(records)} runs written to {args.out} ({len(failed)} failed); "
-        f"`zsvl report {args.out}` makes the table."
-    )
-    return 1 if failed else 0
-
-
-def _cmd_report(args: argparse.Namespace) -> int:
-    from zsvl.eval.report import render_report, write_report
-
-    if args.out:
-        print(f"wrote {write_report(args.results, args.out, args.format)}")
-    else:
-        print(render_report(args.results, args.format), end="")
-    return 0
-
-
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from zsvl.eval.demo import run_toy_demo
-
-    table, html, seconds = run_toy_demo(args.out, model=args.model, methods=args.methods)
-    print(f"Toy suite, model {args.model!r}: top-1 accuracy (%), test splits\n")
-    print(table)
-    print(f"HTML report with plots: {html}  ({seconds:.0f} s)")
-    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -69,12 +69,13 @@ def test_a_failing_method_is_recorded_and_the_rest_runs(toy_encoder, toy_suite, 
     assert "runs failed" in render_report(tmp_path, "md")
 
 
-def test_a_broken_dataset_is_recorded(toy_encoder, tmp_path):
+def test_a_broken_dataset_is_recorded_as_failed_runs(toy_encoder, tmp_path):
     bad = DatasetInfo(name="Missing", folder="nowhere", split_file="split.json")
     suite = Suite("s", (bad,), methods=("zeroshot",), shots=(0,), seeds=(1,))
-    assert run_suite(suite, data_root=tmp_path, encoder=toy_encoder, out=tmp_path / "o") == []
-    err = json.loads((tmp_path / "o" / "Missing" / "_dataset_error.json").read_text())
-    assert "does not exist" in err["error"]
+    written = run_suite(suite, data_root=tmp_path, encoder=toy_encoder, out=tmp_path / "o")
+    assert [r["status"] for r in written] == ["failed"]
+    err = json.loads(record_path(tmp_path / "o", "Missing", "zeroshot", 0, None).read_text())
+    assert err["error_kind"] == "dataset" and "does not exist" in err["error"]
 
 
 def test_registry_and_suite_files(tmp_path: Path):
@@ -111,3 +112,22 @@ def test_methods_that_name_instead_of_rank_get_vic_metrics(toy_encoder, toy_suit
         0 < rec["metrics"]["cluster_accuracy"] <= 20
     )  # two names can match at most 2 of 10 classes
     assert "_names_truth_or_noise [cluster_accuracy]" in render_report(tmp_path, "md")
+
+
+def test_progress_names_each_run_out_of_how_many_and_quiet_silences_it(
+    toy_encoder, tiny_root, tmp_path, monkeypatch, capsys
+):
+    from zsvl._progress import set_quiet
+
+    suite = _small_suite(("zeroshot", "classname"))
+    monkeypatch.setenv("ZSVL_PROGRESS", "1")
+    run_suite(suite, data_root=tiny_root, encoder=toy_encoder, out=tmp_path / "a")
+    err = capsys.readouterr().err
+    assert "[1/2] ToyShapes zeroshot 0-shot: top1 " in err
+    assert "[2/2] ToyShapes classname 0-shot: top1 " in err and "eval:" in err  # the tqdm bar
+    set_quiet()
+    try:
+        run_suite(suite, data_root=tiny_root, encoder=toy_encoder, out=tmp_path / "b")
+    finally:
+        set_quiet(False)
+    assert capsys.readouterr().err == ""

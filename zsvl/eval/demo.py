@@ -29,12 +29,20 @@ def run_toy_demo(
     model: Any = "toy",
     methods: list[str] | None = None,
     data_root: str | Path | None = None,
-) -> tuple[str, Path, float]:
-    """Run the toy suite; returns (Markdown report, HTML report path, seconds)."""
+    retry_failed: bool = False,
+) -> tuple[str, Path, float, Any]:
+    """Run the toy suite; returns (Markdown report, HTML report path, seconds, EvalOutcome)."""
     from zsvl.eval.evaluate import evaluate
     from zsvl.eval.report import render_report, write_report
 
     start = time.perf_counter()
-    evaluate("toy", model=model, data_root=data_root, out=out, methods=methods or public_methods())
+    outcome = evaluate(
+        "toy",
+        model=model,
+        data_root=data_root,
+        out=out,
+        methods=methods or public_methods(),
+        retry_failed=retry_failed,
+    )
     html = write_report(out, Path(out) / "report.html", "html")
-    return render_report(out, "md"), html, time.perf_counter() - start
+    return render_report(out, "md"), html, time.perf_counter() - start, outcome

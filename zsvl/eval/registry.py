@@ -62,6 +62,13 @@ class MethodResult:
     # predicted names per test image (vocabulary-free methods): the runner scores them against
     # the true class names with the VIC metrics (cluster accuracy, semantic IoU and similarity)
     predicted_names: list[str] | None = None
+    # the metric the report's main table shows for this method; None: "top1" for scores,
+    # "cluster_accuracy" for predicted names; metrics-only methods (scores and names both None,
+    # e.g. retrieval) must name one of their ``metrics``
+    primary_metric: str | None = None
+    # name -> class ids: the runner adds "top1_<name>", top-1 over all classes on the test images
+    # whose true class is in the subset (for example the new classes of a base-to-new split)
+    class_subsets: dict[str, list[int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,7 @@ def register(
 
 def _load_builtin() -> None:
     import zsvl.eval.methods  # noqa: F401 - registers the built-in methods
+    import zsvl.eval.methods_more  # noqa: F401 - and the ones that moved in from the old demos
 
 
 def method_names() -> list[str]:

@@ -1,81 +1,318 @@
-"""The suite runner: encode each split once, run every (method, shots, seed), one JSON record each.
+"""The suite runner: a list of runs, one run executed at a time, one JSON record each.
 
-Records go to ``<out>/<dataset>/<method>/k<shots>[_s<seed>].json`` and are written atomically;
-a record that exists is skipped, so an interrupted run resumes. A failing dataset or method is
-recorded with its error and the rest goes on.
+``plan_runs`` lists every (dataset, method, shots, seed) of a suite; ``pending_runs`` keeps those
+without a trustworthy record (missing, unreadable, a failed dataset check; failed methods only
+with ``retry_failed``); ``execute_run`` runs one of them against a ``DatasetSession`` (the
+dataset's splits and test features, encoded once per model and dataset and cached on disk) and
+writes its record. ``run_suite`` strings the three together with progress on stderr. A failing
+dataset or method is recorded with its error and the rest goes on.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import traceback
+import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from zsvl._atomic import atomic_write_json
+from zsvl._progress import progress_bar, progress_line
 from zsvl._version import __version__
 from zsvl.data.check import check_dataset
 from zsvl.data.datasets import DatasetInfo, load_dataset
 from zsvl.data.splits import Split
-from zsvl.eval.features import split_features
+from zsvl.eval.features import SplitFeatures, split_features
 from zsvl.eval.metrics import mean_per_class_accuracy, topk_accuracy
-from zsvl.eval.registry import MethodContext, MethodEntry, get_method
+from zsvl.eval.records import (
+    VALIDATION_RULES,
+    RunSpec,
+    confusion_of,
+    examples_of,
+    iter_records,
+    read_record,
+    record_path,
+    relative_source,
+    write_record,
+)
+from zsvl.eval.registry import MethodContext, MethodResult, get_method
 from zsvl.eval.suite import Suite
 from zsvl.models.base import Encoder
 from zsvl.text.templates import load_templates
 
-__all__ = ["run_suite", "record_path", "iter_records"]
+__all__ = [
+    "run_suite",
+    "plan_runs",
+    "pending_runs",
+    "DatasetSession",
+    "open_dataset",
+    "execute_run",
+    "record_path",
+    "iter_records",
+    "RunSpec",
+]
 
 logger = logging.getLogger(__name__)
 
 
-def record_path(out: Path, dataset: str, method: str, shots: int, seed: int | None) -> Path:
-    tail = f"k{shots}" + (f"_s{seed}" if seed is not None else "")
-    return Path(out) / dataset / method / f"{tail}.json"
+class DatasetCheckError(ValueError):
+    """A dataset failed its check; every run on it is recorded as failed (error_kind dataset)."""
 
 
-def iter_records(out: str | Path) -> Iterator[dict[str, Any]]:
-    """Every run record under a results folder (reports read this), dataset failures included.
+def plan_runs(suite: Suite) -> list[RunSpec]:
+    """Every run of ``suite``: shot-based methods at each K > 0 and seed, zero-shot ones at 0."""
+    entries = [get_method(name) for name in suite.methods]  # unknown names fail before any work
+    runs = []
+    for info in suite.datasets:
+        for entry in entries:
+            params = dict(suite.params.get(entry.name, {}))
+            pairs: list[tuple[int, int | None]]
+            if entry.uses_shots:
+                pairs = [(k, s) for k in suite.shots if k > 0 for s in suite.seeds]
+            elif 0 not in suite.shots:
+                pairs = []
+            else:
+                pairs = [(0, s) for s in suite.seeds] if entry.seeded else [(0, None)]
+            runs += [RunSpec(info, entry.name, k, s, params) for k, s in pairs]
+    return runs
 
-    Records live at ``<dataset>/<method>/*.json``; folders starting with "_" hold scratch files
-    (few-shot manifests, LLM caches) and are not records.
-    """
-    root = Path(out)
-    paths = [p for p in sorted(root.glob("*/*/*.json")) if not p.parts[-3].startswith("_")]
-    paths += sorted(root.glob("*/_dataset_error.json"))
-    for path in paths:
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            logger.warning("Skipping unreadable record %s (%s)", path, exc)
+
+def pending_runs(runs: list[RunSpec], out: str | Path, *, retry_failed: bool = False) -> list:
+    """The runs that need doing: no readable record, a failed dataset check (the data may have
+    been fixed), or, with ``retry_failed``, a failed method."""
+    todo = []
+    for spec in runs:
+        record = read_record(spec.path(out))
+        if record is None or record["status"] == "ok":
+            if record is None:
+                todo.append(spec)
             continue
-        record.setdefault("method", "(dataset)")
-        yield record
+        if record.get("error_kind") == "dataset" or retry_failed:
+            todo.append(spec)
+    return todo
 
 
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    atomic_write_json(path, payload, sort_keys=False, default=_jsonable)
+@dataclass
+class DatasetSession:
+    """A dataset's splits and test features for one encoder, shared by every run on it."""
+
+    info: DatasetInfo
+    data_root: Path
+    encoder: Encoder
+    splits: dict[str, Split]
+    test: SplitFeatures
+    _whole: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+    def features(self, split: Split) -> tuple[np.ndarray, np.ndarray]:
+        """Embeddings and labels of a split: whole splits cached on disk, subsets per image."""
+        if split is self.splits.get(split.name):
+            if split.name not in self._whole:
+                f = split_features(self.encoder, self.info.name, split)
+                self._whole[split.name] = (f.X, f.y)
+            return self._whole[split.name]
+        enc = self.encoder.encode_images(split.paths, on_error="skip")
+        return enc.embeddings, np.asarray(split.labels, dtype=np.int64)[enc.indices]
+
+    @property
+    def split_sizes(self) -> dict[str, int]:
+        return {name: len(split) for name, split in self.splits.items()}
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
+def open_dataset(info: DatasetInfo, data_root: str | Path, encoder: Encoder) -> DatasetSession:
+    """Check the dataset (files present, classes, sizes), read its splits, encode its test split.
+    Raises DatasetCheckError when the check fails."""
+    report = check_dataset(info, data_root, decode=False)
+    if not report.ok:
+        raise DatasetCheckError(report.summary())
+    splits = load_dataset(info, data_root)
+    test = split_features(encoder, info.name, splits["test"])
+    if len(test) == 0:
+        raise DatasetCheckError(f"{info.name}: no readable test image.")
+    return DatasetSession(info, Path(data_root), encoder, splits, test)
 
 
-def _runs(entry: MethodEntry, suite: Suite) -> list[tuple[int, int | None]]:
-    if entry.uses_shots:
-        return [(k, s) for k in suite.shots if k > 0 for s in suite.seeds]
-    if 0 not in suite.shots:
-        return []
-    return [(0, s) for s in suite.seeds] if entry.seeded else [(0, None)]
+def _base_record(spec: RunSpec, model_spec: str, encoder: Encoder) -> dict[str, Any]:
+    return {
+        "dataset": spec.dataset.name,
+        "method": spec.method,
+        "shots": spec.shots,
+        "seed": spec.seed,
+        "model": model_spec,
+        "encoder_fingerprint": encoder.fingerprint,
+        "zsvl_version": __version__,
+        "params": spec.params,
+        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def failed_record(
+    spec: RunSpec, model_spec: str, encoder: Encoder | None, exc: BaseException, kind: str
+) -> dict[str, Any]:
+    base = _base_record(spec, model_spec, encoder) if encoder is not None else {}
+    base.update(dataset=spec.dataset.name, method=spec.method, shots=spec.shots, seed=spec.seed)
+    return {
+        **base,
+        "status": "failed",
+        "error_kind": kind,
+        "error": str(exc) if kind == "dataset" else f"{type(exc).__name__}: {exc}",
+        "wall_time_s": 0.0,
+    }
+
+
+def execute_run(
+    spec: RunSpec,
+    session: DatasetSession,
+    *,
+    out: str | Path,
+    model_spec: str = "",
+    workdir: str | Path | None = None,
+) -> dict[str, Any]:
+    """Run one (dataset, method, shots, seed) and write its record; returns the record."""
+    entry = get_method(spec.method)
+    info, enc, test = session.info, session.encoder, session.test
+    ctx = MethodContext(
+        encoder=enc,
+        dataset=info,
+        classes=session.splits["test"].classes,
+        templates=load_templates(info.templates),
+        X_test=test.X,
+        test_sources=test.paths,
+        train=session.splits["train"],
+        val=session.splits["val"],
+        features=session.features,
+        shots=spec.shots,
+        seed=spec.seed if spec.seed is not None else 0,
+        params=dict(spec.params),
+        workdir=Path(workdir) if workdir else Path(out) / "_work",
+        data_root=session.data_root,
+    )
+    record = _base_record(spec, model_spec, enc)
+    record.update(split_sizes=session.split_sizes, n_test=len(test))
+    record["n_skipped_images"] = len(test.failures)
+    start = time.perf_counter()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = entry.run(ctx)
+            record.update(_score(result, ctx, test, session.data_root))
+    except Exception as exc:  # noqa: BLE001 - recorded, the suite goes on
+        logger.info("%s failed: %s", spec.label, exc)
+        record.update(
+            status="failed",
+            error_kind="method",
+            error=f"{type(exc).__name__}: {exc}",
+            traceback=traceback.format_exc(limit=5),
+        )
+    record["warnings"] = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
+    for text in record["warnings"]:
+        logger.info("%s: %s", spec.label, text)
+    record["wall_time_s"] = time.perf_counter() - start
+    write_record(spec.path(out), record)
+    return record
+
+
+def _score(result: MethodResult, ctx: MethodContext, test: SplitFeatures, root: Path) -> dict:
+    """The metrics (and examples, per-class accuracy) of one method result, as record fields."""
+    names = tuple(ctx.classes.names)
+    protocol = result.protocol
+    fields: dict[str, Any] = {
+        "status": "ok",
+        "hyperparameters": result.hyperparameters,
+        "protocol": protocol,
+        "validation": VALIDATION_RULES.get(protocol, protocol),
+        "explanations": [
+            {**e, "source": relative_source(str(e.get("source", "")), root)}
+            for e in result.explanations[:8]
+        ],
+    }
+    if result.predicted_names is not None:
+        from zsvl.eval.vic_metrics import vic_metrics
+
+        similarity = ctx.params.get("semantic_similarity")  # None: when the extra is installed
+        found = vic_metrics(result.predicted_names, test.y, list(names), similarity=similarity)
+        metrics = {k: v for k, v in found.items() if isinstance(v, (int, float)) or v is None}
+        return {
+            **fields,
+            "primary_metric": result.primary_metric or "cluster_accuracy",
+            "metrics": metrics,
+        }
+    if result.scores is None:
+        if result.primary_metric not in result.metrics:
+            raise ValueError("a method without scores or names must name its primary metric")
+        return {**fields, "primary_metric": result.primary_metric, "metrics": result.metrics}
+    scores = np.asarray(result.scores)
+    expected = (len(test.y), len(names))
+    if scores.shape != expected:
+        raise ValueError(f"scores of shape {scores.shape}, expected {expected}")
+    metrics = {
+        "top1": topk_accuracy(scores, test.y, 1),
+        "top5": topk_accuracy(scores, test.y, min(5, len(names))),
+        "mean_per_class": mean_per_class_accuracy(scores, test.y),
+        **result.metrics,
+    }
+    for name, (extra, k) in result.extra_scores.items():
+        metrics[name] = topk_accuracy(np.asarray(extra), test.y, k)
+    for name, classes in result.class_subsets.items():
+        keep = np.isin(test.y, classes)
+        metrics[f"top1_{name}"] = topk_accuracy(scores[keep], test.y[keep], 1)
+    primary = result.primary_metric or "top1"
+    if primary not in metrics:
+        raise ValueError(f"primary metric {primary!r} is not among {sorted(metrics)}")
+    return {
+        **fields,
+        "primary_metric": primary,
+        "metrics": metrics,
+        "class_names": list(names),
+        **confusion_of(scores, test.y, len(names)),
+        "examples": examples_of(scores, test.y, test.paths, names, root),
+    }
+
+
+@contextmanager
+def third_party_quiet() -> Iterator[None]:
+    """Hugging Face / transformers progress bars off while runs execute (restored after)."""
+    import sys
+
+    restore = []
+    try:
+        from huggingface_hub.utils import (
+            are_progress_bars_disabled,
+            disable_progress_bars,
+            enable_progress_bars,
+        )
+
+        if not are_progress_bars_disabled():
+            disable_progress_bars()
+            restore.append(enable_progress_bars)
+    except ImportError:  # pragma: no cover - huggingface_hub comes with open_clip
+        pass
+    tf_logging = getattr(
+        sys.modules.get("transformers.utils.logging"), "is_progress_bar_enabled", None
+    )
+    if tf_logging is not None and tf_logging():
+        tf = sys.modules["transformers.utils.logging"]
+        tf.disable_progress_bar()
+        restore.append(tf.enable_progress_bar)
+    try:
+        yield
+    finally:
+        for fn in restore:
+            fn()
+
+
+def _summary(record: dict[str, Any]) -> str:
+    if record["status"] != "ok":
+        return f"FAILED ({record['error']})"
+    primary = record["primary_metric"]
+    value = record["metrics"].get(primary)
+    shown = "n/a" if value is None else f"{value:.1f}"
+    return f"{primary} {shown} in {record['wall_time_s']:.1f} s"
 
 
 def run_suite(
@@ -86,178 +323,33 @@ def run_suite(
     out: str | Path,
     model_spec: str = "",
     workdir: str | Path | None = None,
+    retry_failed: bool = False,
 ) -> list[dict[str, Any]]:
-    """Run ``suite``; returns the records written in this call (skipped ones are not repeated)."""
+    """Run the pending runs of ``suite``; returns the records written in this call."""
     out = Path(out)
-    entries = [get_method(name) for name in suite.methods]  # unknown names fail before any work
-    written = []
-    for info in suite.datasets:
-        try:
-            written += _run_dataset(
-                info, suite, entries, data_root, encoder, out, model_spec, workdir
-            )
-        except Exception as exc:  # noqa: BLE001 - one dataset's failure is recorded, the rest runs
-            logger.error("Dataset %s failed: %s", info.name, exc)
-            _write_json(
-                out / info.name / "_dataset_error.json",
-                {"dataset": info.name, "status": "failed", "error": str(exc)},
-            )
+    todo = pending_runs(plan_runs(suite), out, retry_failed=retry_failed)
+    written: list[dict[str, Any]] = []
+    with third_party_quiet(), progress_bar(total=len(todo), desc="eval", unit="run") as bar:
+        for info in suite.datasets:
+            mine = [spec for spec in todo if spec.dataset is info]
+            if not mine:
+                continue
+            bar.set_postfix_str(f"{info.name}: checking and encoding", refresh=True)
+            try:
+                session = open_dataset(info, data_root, encoder)
+            except Exception as exc:  # noqa: BLE001 - every run on it is recorded as failed
+                logger.error("Dataset %s failed: %s", info.name, exc)
+                for spec in mine:
+                    record = failed_record(spec, model_spec, encoder, exc, "dataset")
+                    write_record(spec.path(out), record)
+                    written.append(record)
+                    bar.update(1)
+                progress_line(f"{info.name}: dataset FAILED, {len(mine)} runs not done ({exc})")
+                continue
+            for spec in mine:
+                bar.set_postfix_str(spec.label, refresh=True)
+                record = execute_run(spec, session, out=out, model_spec=model_spec, workdir=workdir)
+                written.append(record)
+                bar.update(1)
+                progress_line(f"[{len(written)}/{len(todo)}] {spec.label}: {_summary(record)}")
     return written
-
-
-def _run_dataset(
-    info: DatasetInfo,
-    suite: Suite,
-    entries: list[MethodEntry],
-    data_root: str | Path,
-    encoder: Encoder,
-    out: Path,
-    model_spec: str,
-    workdir: str | Path | None,
-) -> list[dict[str, Any]]:
-    todo = [
-        (e, k, s)
-        for e in entries
-        for k, s in _runs(e, suite)
-        if not record_path(out, info.name, e.name, k, s).exists()
-    ]
-    if not todo:
-        logger.info("%s: all records present, skipping", info.name)
-        return []
-    report = check_dataset(info, data_root, decode=False)
-    if not report.ok:
-        raise ValueError(report.summary())
-    splits = load_dataset(info, data_root)
-    test = split_features(encoder, info.name, splits["test"])
-    whole: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-
-    def features(split: Split) -> tuple[np.ndarray, np.ndarray]:
-        """Embeddings and labels of a split: whole splits from the split file, subsets per image."""
-        if split is splits.get(split.name):
-            if split.name not in whole:
-                f = split_features(encoder, info.name, split)
-                whole[split.name] = (f.X, f.y)
-            return whole[split.name]
-        enc = encoder.encode_images(split.paths, on_error="skip")
-        return enc.embeddings, np.asarray(split.labels, dtype=np.int64)[enc.indices]
-
-    templates = load_templates(info.templates)
-    written = []
-    for entry, shots, seed in _progress(todo, info.name):
-        ctx = MethodContext(
-            encoder=encoder,
-            dataset=info,
-            classes=splits["test"].classes,
-            templates=templates,
-            X_test=test.X,
-            test_sources=test.paths,
-            train=splits["train"],
-            val=splits["val"],
-            features=features,
-            shots=shots,
-            seed=seed if seed is not None else 0,
-            params=dict(suite.params.get(entry.name, {})),
-            workdir=Path(workdir) if workdir else out / "_work",
-            data_root=Path(data_root),
-        )
-        record = _run_one(entry, ctx, test.y, model_spec, encoder)
-        record["dataset"], record["seed"] = info.name, seed
-        scores = record.pop("_scores", None)
-        if record["status"] == "ok" and scores is not None:
-            record["examples"] = _examples(scores, test, ctx.classes.names)
-        record["n_test"], record["n_skipped_images"] = len(test), len(test.failures)
-        _write_json(record_path(out, info.name, entry.name, shots, seed), record)
-        written.append(record)
-    return written
-
-
-def _run_one(
-    entry: MethodEntry, ctx: MethodContext, y_test: np.ndarray, model_spec: str, encoder: Encoder
-) -> dict[str, Any]:
-    base = {
-        "method": entry.name,
-        "shots": ctx.shots,
-        "model": model_spec,
-        "encoder_fingerprint": encoder.fingerprint,
-        "zsvl_version": __version__,
-        "params": ctx.params,
-    }
-    start = time.perf_counter()
-    try:
-        result = entry.run(ctx)
-    except Exception as exc:  # noqa: BLE001 - recorded, the suite goes on
-        logger.error("%s on %s (k=%d) failed: %s", entry.name, ctx.dataset.name, ctx.shots, exc)
-        return {
-            **base,
-            "status": "failed",
-            "error": f"{type(exc).__name__}: {exc}",
-            "traceback": traceback.format_exc(limit=5),
-            "wall_time_s": time.perf_counter() - start,
-        }
-    if result.predicted_names is not None:
-        from zsvl.eval.vic_metrics import vic_metrics
-
-        names = list(ctx.classes.names)
-        found = vic_metrics(result.predicted_names, y_test, names)
-        metrics = {k: v for k, v in found.items() if isinstance(v, (int, float)) or v is None}
-        return {
-            **base,
-            "status": "ok",
-            "primary_metric": "cluster_accuracy",
-            "metrics": metrics,
-            "hyperparameters": result.hyperparameters,
-            "protocol": result.protocol,
-            "explanations": [],
-            "wall_time_s": time.perf_counter() - start,
-            "_scores": None,
-        }
-    scores = np.asarray(result.scores)
-    expected = (len(y_test), len(ctx.classes))
-    if scores.shape != expected:
-        return {
-            **base,
-            "status": "failed",
-            "wall_time_s": time.perf_counter() - start,
-            "error": f"scores of shape {scores.shape}, expected {expected}",
-        }
-    metrics = {
-        "top1": topk_accuracy(scores, y_test, 1),
-        "top5": topk_accuracy(scores, y_test, 5),
-        "mean_per_class": mean_per_class_accuracy(scores, y_test),
-        **result.metrics,
-    }
-    for name, (extra, k) in result.extra_scores.items():
-        metrics[name] = topk_accuracy(np.asarray(extra), y_test, k)
-    return {
-        **base,
-        "status": "ok",
-        "primary_metric": "top1",
-        "metrics": metrics,
-        "hyperparameters": result.hyperparameters,
-        "protocol": result.protocol,
-        "explanations": result.explanations[:8],
-        "wall_time_s": time.perf_counter() - start,
-        "_scores": scores,
-    }
-
-
-def _examples(scores: np.ndarray, test: Any, names: tuple[str, ...], n: int = 4) -> list[dict]:
-    """The first ``n`` test images (spread over the split) with truth and top-3 predictions."""
-    picks = np.linspace(0, len(test) - 1, num=min(n, len(test)), dtype=int) if len(test) else []
-    out = []
-    for i in picks:
-        top = np.argsort(-scores[i])[:3]
-        out.append(
-            {
-                "source": test.paths[i],
-                "truth": names[test.y[i]],
-                "top": [[names[c], float(scores[i, c])] for c in top],
-            }
-        )
-    return out
-
-
-def _progress(items: list, name: str) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(items, desc=name, unit="run", leave=False, disable=None)

@@ -58,15 +58,35 @@ class Suite:
     ) -> Suite:
         """The same suite with command-line choices in place of the file's."""
         chosen = self.datasets
-        if datasets:
+        if datasets is not None:
+            if not datasets:
+                raise InvalidParameterError("--datasets is empty; name at least one dataset.")
             chosen = tuple(_pick(self.datasets, name) for name in datasets)
+        if methods is not None and not methods:
+            raise InvalidParameterError("--methods is empty; name at least one method.")
         return replace(
             self,
             datasets=chosen,
             methods=tuple(methods or self.methods),
-            shots=tuple(shots if shots is not None else self.shots),
-            seeds=tuple(seeds or self.seeds),
+            shots=_check_counts("shots", shots if shots is not None else self.shots),
+            seeds=_check_counts("seeds", seeds if seeds is not None else self.seeds),
         )
+
+
+def _check_counts(what: str, values: Any) -> tuple[int, ...]:
+    """Shots or seeds: a non-empty list of distinct integers >= 0."""
+    values = list(values)
+    if not values:
+        raise InvalidParameterError(f"{what} is empty; give at least one value, e.g. 0,1,2.")
+    bad = [v for v in values if isinstance(v, bool) or not isinstance(v, int) or v < 0]
+    if bad:
+        example = "0,1,2,4,8,16" if what == "shots" else "1,2,3"
+        raise InvalidParameterError(
+            f"{what} must be integers >= 0 (e.g. {example}). Got {bad[0]!r} in {values}."
+        )
+    if len(set(values)) != len(values):
+        raise InvalidParameterError(f"{what} lists a value twice: {values}.")
+    return tuple(values)
 
 
 def _pick(table: tuple[DatasetInfo, ...], name: str) -> DatasetInfo:
@@ -110,14 +130,12 @@ def _from_dict(data: dict[str, Any], *, default_name: str) -> Suite:
             f"Unknown datasets {missing}; add a [[dataset]] table for each or use one of "
             f"{', '.join(known)}."
         )
-    shots = tuple(int(k) for k in data.get("shots", DEFAULT_SHOTS))
-    if any(k < 0 for k in shots):
-        raise InvalidParameterError(f"shots must be >= 0. Got {list(shots)}.")
+    shots = _check_counts("shots", data.get("shots", DEFAULT_SHOTS))
     return Suite(
         name=str(data.get("name", default_name)),
         datasets=tuple(custom.get(n) or known[n] for n in names),
         methods=tuple(data.get("methods", ("zeroshot",))),
         shots=shots,
-        seeds=tuple(int(s) for s in data.get("seeds", DEFAULT_SEEDS)),
+        seeds=_check_counts("seeds", data.get("seeds", DEFAULT_SEEDS)),
         params={k: dict(v) for k, v in data.get("params", {}).items()},
     )
