@@ -7,7 +7,7 @@ embedding:
   entries can never be served for a new meaning;
 - the kind of input (``text``, ``file``, ``array``, ``tensor``, ``pil``);
 - the encoder fingerprint (model, weights, preprocessing, precision);
-- the content: the exact text; for a file its resolved path, size, ``mtime_ns`` and the BLAKE2b
+- the content: the exact text; for a file its resolved path, size, ``mtime_ns`` and the SHA-256
   hash of its bytes; for an array or tensor its dtype, shape and raw bytes; for a PIL image its
   mode, size, palette and raw pixel bytes.
 
@@ -25,13 +25,12 @@ from typing import Any
 
 import numpy as np
 
+from zsvl._hashing import sha256_file
 from zsvl.errors import InvalidParameterError
 
-__all__ = ["KEY_VERSION", "text_key", "image_key", "file_digest"]
+__all__ = ["KEY_VERSION", "text_key", "image_key"]
 
-KEY_VERSION = "zsvl-embed-key/1"
-
-_CHUNK = 1 << 20  # bytes read at a time when hashing a file
+KEY_VERSION = "zsvl-embed-key/2"  # /2: file content hashed with SHA-256 (zsvl._hashing)
 
 
 def _digest(*fields: bytes | str) -> str:
@@ -57,15 +56,6 @@ def text_key(fingerprint: str, text: str) -> str:
     return _digest(KEY_VERSION, "text", fingerprint, text)
 
 
-def file_digest(path: str | os.PathLike[str]) -> str:
-    """Hex BLAKE2b-256 of the bytes of the file at ``path`` (read in 1 MiB chunks)."""
-    h = hashlib.blake2b(digest_size=32)
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def image_key(fingerprint: str, item: Any) -> str:
     """The cache key of one image ``item`` embedded by the encoder with ``fingerprint``.
 
@@ -83,7 +73,7 @@ def image_key(fingerprint: str, item: Any) -> str:
             str(path),
             str(st.st_size),
             str(st.st_mtime_ns),
-            file_digest(path),
+            sha256_file(path),
         )
     if isinstance(item, np.ndarray):
         arr = np.ascontiguousarray(item)

@@ -9,7 +9,6 @@ complete and listed or is ignored (and overwritten) on resume.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from zsvl._atomic import atomic_write_bytes, atomic_write_json
+from zsvl._hashing import sha256_bytes
 from zsvl.errors import InvalidParameterError
 
 __all__ = [
@@ -28,7 +28,6 @@ __all__ = [
     "write_shard",
     "atomic_write_bytes",
     "atomic_write_json",
-    "sha256_file",
 ]
 
 
@@ -44,14 +43,6 @@ class ShardInfo:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
@@ -85,7 +76,7 @@ def write_shard(
     atomic_write_bytes(folder / f"ids-{index:05d}.npy", _npy_bytes(ids))
     atomic_write_bytes(folder / f"emb-{index:05d}.npy", emb_bytes)
     return ShardInfo(
-        index, len(ids), int(ids.min()), int(ids.max()), hashlib.sha256(emb_bytes).hexdigest()
+        index, len(ids), int(ids.min()), int(ids.max()), sha256_bytes(emb_bytes)
     )
 
 

@@ -20,8 +20,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from zsvl._hashing import sha256_file
 from zsvl.errors import IndexFormatError, IndexMismatchError
-from zsvl.index.shards import ShardInfo, ShardSet, sha256_file
+from zsvl.index.shards import ShardInfo, ShardSet
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "MANIFEST", "INDEX_FILE", "METADATA_FILE", "EMBEDDINGS_DIR",
            "read_manifest", "check_encoder", "check_files", "read_faiss_index", "read_metadata",
