@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -60,12 +61,15 @@ def image_key(fingerprint: str, item: Any) -> str:
     """The cache key of one image ``item`` embedded by the encoder with ``fingerprint``.
 
     ``item`` is one element of ``zsvl.data.images.expand_inputs``: a file path, a PIL image, a
-    numpy array or a torch tensor. Raises ``OSError`` when a file cannot be read (the caller
-    treats such an item as uncacheable) and ``InvalidParameterError`` for an unknown type.
+    numpy array or a torch tensor. Raises ``OSError`` when a file cannot be read or is not a
+    regular file (the caller treats such an item as uncacheable and lets decoding report it)
+    and ``InvalidParameterError`` for an unknown type.
     """
     if isinstance(item, (str, os.PathLike)):
-        path = Path(item).resolve()
-        st = path.stat()
+        st = os.stat(item)  # OSError for a missing file, a dangling link or a link loop
+        if not stat.S_ISREG(st.st_mode):  # a FIFO named .jpg must never be opened (it blocks)
+            raise OSError(f"{os.fspath(item)} is not a regular file")
+        path = Path(os.path.realpath(item))
         return _digest(
             KEY_VERSION,
             "file",
