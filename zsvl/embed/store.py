@@ -15,9 +15,11 @@ hand-rolled shard files because it already gives what a shared cache needs:
 
 What SQLite does not do is notice silently flipped bytes, so each entry carries its own
 BLAKE2b-128 checksum of ``key + vector bytes``; a mismatch is logged, the row deleted and
-reported as a miss (the caller recomputes and rewrites it). A file that SQLite itself finds
-corrupt (not a database, malformed pages) is moved aside to ``*.corrupt-<time>-<pid>-<id>``
-with a warning and a fresh database is started, so the cache keeps working. Deleting one model's
+reported as a miss (the caller recomputes and rewrites it). Any other failure to open or read
+the file that is not the machine's fault (locked, read-only, full disk, I/O error) means the
+file is damaged: not a database, malformed pages, a mangled schema or meta table, text that is
+not UTF-8. Such a file is moved aside to ``*.corrupt-<time>-<pid>-<id>`` with a warning naming
+it, and a fresh database is started, so the cache keeps working. Deleting one model's
 entries is deleting its file (``EmbeddingStore.delete``).
 """
 
@@ -50,8 +52,14 @@ _SCHEMA_VERSION = "1"
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _CHUNK = 500  # keys per SELECT ... IN (...), below every SQLite variable limit
 _BUSY_TIMEOUT_MS = 60_000  # how long a writer waits for another process's transaction
-_CORRUPT_CODES = {"SQLITE_CORRUPT", "SQLITE_NOTADB"}
-_CORRUPT_WORDS = ("malformed", "not a database", "corrupt")
+# SQLite errors that say something about the machine, not the file: the store is left alone and
+# the user gets a CacheError. Every other failure to open or read the file means it is damaged.
+_ENVIRONMENT_CODES = (
+    "SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_FULL", "SQLITE_READONLY", "SQLITE_CANTOPEN",
+    "SQLITE_IOERR", "SQLITE_PERM", "SQLITE_NOMEM", "SQLITE_INTERRUPT", "SQLITE_AUTH",
+    "SQLITE_NOLFS",
+)  # fmt: skip
+_ENVIRONMENT_WORDS = ("locked", "busy", "readonly", "read-only", "unable to open", "disk")
 _PAGE_SIZE = 16384  # bytes per database page for new files
 _DTYPE = np.dtype("<f4")  # vectors are stored as little-endian float32 whatever the host
 
@@ -79,14 +87,24 @@ def _inode(path: Path) -> int | None:
         return None
 
 
-def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
-    """True for errors that mean the file is damaged (not for 'database is locked' and such)."""
-    name = getattr(exc, "sqlite_errorname", "")
-    if name in _CORRUPT_CODES:
+def _is_corruption(exc: Exception) -> bool:
+    """True for errors that mean the file is damaged, False for the machine's own trouble
+    (locked, busy, read-only, full disk, I/O errors, out of memory).
+
+    Damage shows in many ways besides SQLITE_CORRUPT: SQLITE_ERROR from a mangled schema, text
+    that is not UTF-8 ("Could not decode to UTF-8 column ..."), or a ``UnicodeDecodeError``
+    raised while Python decodes SQLite's own error message about mangled names.
+    """
+    if isinstance(exc, UnicodeDecodeError):
         return True
-    if name:  # a known code that is not corruption: busy, locked, I/O, full disk...
-        return False
-    return any(word in str(exc).lower() for word in _CORRUPT_WORDS)
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if name:
+        return not name.startswith(_ENVIRONMENT_CODES)
+    return not any(word in str(exc).lower() for word in _ENVIRONMENT_WORDS)
+
+
+class _DamagedStore(Exception):
+    """Raised inside the store when the file's content cannot be right (caught by ``_run``)."""
 
 
 class EmbeddingStore:
@@ -145,10 +163,16 @@ class EmbeddingStore:
         positions: dict[str, list[int]] = {}
         for i, key in enumerate(keys):
             positions.setdefault(key, []).append(i)
-        bad: list[tuple[str, bytes]] = []
+        bad: list[tuple[Any, Any]] = []
         for key, blob, checksum in rows:
-            blob = bytes(blob)
-            if len(blob) != self.dim * 4 or _checksum(key, blob) != bytes(checksum):
+            if not (
+                isinstance(key, str)
+                and key in positions
+                and isinstance(blob, bytes)
+                and isinstance(checksum, bytes)
+                and len(blob) == self.dim * 4
+                and _checksum(key, blob) == checksum
+            ):  # a damaged row: wrong types (flipped record header), wrong key, length or sum
                 bad.append((key, checksum))
                 continue
             vec = np.frombuffer(blob, dtype=_DTYPE)
@@ -164,7 +188,7 @@ class EmbeddingStore:
                 self.path,
                 bad[0][0],
             )
-            self._run(lambda conn: self._delete(conn, bad), default=None)
+            self._run(lambda conn: self._delete_checked(conn, bad), default=None)
         return found, out
 
     def put_many(self, keys: Sequence[str], vectors: np.ndarray) -> None:
@@ -186,7 +210,7 @@ class EmbeddingStore:
         for key, row in zip(keys, data, strict=True):
             blob = row.tobytes()
             rows.append((key, blob, _checksum(key, blob)))
-        self._run(lambda conn: self._insert(conn, rows), default=None, retry_fresh=True)
+        self._run(lambda conn: self._insert_checked(conn, rows), default=None, retry_fresh=True)
 
     def __len__(self) -> int:
         """Number of entries stored (including any not yet checked)."""
@@ -278,12 +302,25 @@ class EmbeddingStore:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        found = str(have.get("schema", ""))
+        if found.isdigit() and int(found) > int(_SCHEMA_VERSION):
+            raise CacheError(
+                f"The embedding store {self.path} was written by a newer zsvl (store schema "
+                f"{found}, this zsvl reads {_SCHEMA_VERSION}). Upgrade zsvl, or set ZSVL_HOME to "
+                f"another folder to keep both."
+            )
+        stored_dim = str(have.get("dim", ""))
+        if stored_dim.isdigit() and stored_dim != wanted["dim"] and stored_dim != "0":
+            raise CacheError(
+                f"The embedding store {self.path} was written for dim={stored_dim!r}, but this "
+                f"encoder has dim={wanted['dim']!r} under the same fingerprint. The fingerprint "
+                f"must cover everything that changes the embeddings; delete the file to start "
+                f"afresh."
+            )
         for name, value in wanted.items():
-            if have.get(name) != value:
-                raise CacheError(
-                    f"The embedding store {self.path} was written for {name}={have.get(name)!r}, "
-                    f"but this encoder has {name}={value!r}. The fingerprint must cover "
-                    f"everything that changes the embeddings; delete the file to start afresh."
+            if have.get(name) != value:  # the file name hashes the fingerprint: the meta is damaged
+                raise _DamagedStore(
+                    f"its meta table says {name}={have.get(name)!r} where {value!r} was expected"
                 )
 
     def _quarantine(self, why: str) -> None:
@@ -329,14 +366,14 @@ class EmbeddingStore:
         with self._lock:
             try:
                 return op(self._connection())
-            except sqlite3.DatabaseError as exc:
-                if not _is_corruption(exc):
+            except (sqlite3.DatabaseError, UnicodeDecodeError, _DamagedStore) as exc:
+                if not isinstance(exc, _DamagedStore) and not _is_corruption(exc):
                     raise CacheError(
                         f"The embedding cache {self.path} could not be used: {exc}. Check that "
                         f"the folder is writable and the disk not full, set ZSVL_HOME to "
                         f"another folder, or set ZSVL_NO_CACHE=1 to run without the cache."
                     ) from exc
-                self._quarantine(str(exc))
+                self._quarantine(f"{type(exc).__name__}: {exc}")
             if not retry_fresh:
                 return default
             return op(self._connection())
@@ -372,6 +409,39 @@ class EmbeddingStore:
         cls._transaction(conn, "INSERT OR REPLACE INTO entries VALUES (?, ?, ?)", rows)
 
     @classmethod
-    def _delete(cls, conn: sqlite3.Connection, bad: list[tuple[str, bytes]]) -> None:
+    def _insert_checked(cls, conn: sqlite3.Connection, rows: list[tuple[str, bytes, bytes]]) -> None:
+        """Insert ``rows``, then read their keys back: a key that cannot be found right after it
+        was written (a damaged index) triggers the whole-file check of ``_check_file``. One
+        indexed SELECT per 500 keys, small beside computing the embeddings."""
+        cls._insert(conn, rows)
+        keys = [key for key, _, _ in rows]
+        back = {
+            key
+            for key, blob, checksum in cls._select(conn, keys)
+            if isinstance(key, str) and isinstance(blob, bytes) and _checksum(key, blob) == checksum
+        }
+        if len(back) < len(set(keys)):
+            cls._check_file(conn)
+
+    @staticmethod
+    def _check_file(conn: sqlite3.Connection) -> None:
+        """Raise ``_DamagedStore`` when ``PRAGMA integrity_check`` finds a problem.
+
+        Bad rows often sit beside damage SQLite does not notice on its own (an index that has
+        lost rows, so later lookups and replaces misbehave; ``quick_check`` misses that). The
+        check reads every page and index, O(file size), so it runs only once damage was seen.
+        """
+        problems = [row[0] for row in conn.execute("PRAGMA integrity_check(5)").fetchall()]
+        if problems != ["ok"]:
+            raise _DamagedStore(f"PRAGMA integrity_check found: {'; '.join(map(str, problems))}")
+
+    @classmethod
+    def _delete_checked(cls, conn: sqlite3.Connection, bad: list[tuple[Any, Any]]) -> None:
+        """Delete rows that failed their checksum, after ``_check_file`` found the file sound."""
+        cls._check_file(conn)
+        cls._delete(conn, bad)
+
+    @classmethod
+    def _delete(cls, conn: sqlite3.Connection, bad: list[tuple[Any, Any]]) -> None:
         """Delete rows that failed their checksum, unless another process already rewrote them."""
         cls._transaction(conn, "DELETE FROM entries WHERE key = ? AND checksum = ?", bad)
