@@ -150,3 +150,35 @@ def test_helpful_errors(tmp_path: Path) -> None:
     with pytest.raises(InvalidParameterError, match="no columns"):
         CaptionCorpus(_txt(tmp_path / "t.txt", ["x"]), column="caption")
     assert detect_format("a/b.TSV.gz") == "tsv"
+
+
+@pytest.mark.parametrize("ending", ["\r", "\r\n", "\n"], ids=["cr", "crlf", "lf"])
+@pytest.mark.parametrize("suffix", [".txt", ".jsonl", ".csv", ".txt.gz"])
+def test_every_line_ending_splits_into_records(tmp_path: Path, ending: str, suffix: str) -> None:
+    """Issue 11.7: a corpus with lone "\\r" line endings (old Mac) used to be one caption."""
+    if suffix == ".jsonl":
+        lines = [json.dumps({"caption": c}) for c in CAPS]
+    elif suffix == ".csv":
+        lines = ["id,text"] + [f"img{i},{c}" for i, c in enumerate(CAPS)]
+    else:
+        lines = CAPS
+    data = ending.join(lines).encode("utf-8")
+    path = tmp_path / f"corpus{suffix}"
+    path.write_bytes(gzip.compress(data) if suffix.endswith(".gz") else data)
+    corpus = CaptionCorpus(path)
+    blocks = list(corpus.iter_blocks(2))
+    assert [c for b in blocks for c in b.captions] == CAPS
+    assert np.concatenate([b.records for b in blocks]).tolist() == list(range(len(CAPS)))
+    assert corpus.stats.records == len(CAPS) and corpus.stats.dropped == 0
+
+
+def test_cr_split_across_read_chunks() -> None:
+    import io
+
+    from zsvl.data.captions import _universal_lines
+
+    data = b"one\r\ntwo\rthree\nfour\r\r\nfive"
+    for chunk in (1, 2, 3, 4, 7, 1000):
+        assert list(_universal_lines(io.BytesIO(data), chunk)) == [
+            b"one\r\n", b"two\r", b"three\n", b"four\r", b"\r\n", b"five"
+        ]

@@ -9,7 +9,8 @@ logged once per kind, never raised. Exact deduplication keeps one 8-byte hash pe
 
 Every kept caption gets an explicit, dense ``id`` (0, 1, 2, ... in corpus order, after cleaning
 and deduplication); ``record`` is its position among the corpus records (line number for text
-formats, row number for Parquet) so an id can always be traced back to the source.
+formats, row number for Parquet) so an id can always be traced back to the source. Text formats
+accept ``\n``, ``\r\n`` and lone ``\r`` line endings (Python's universal newlines).
 """
 
 from __future__ import annotations
@@ -226,7 +227,7 @@ class CaptionCorpus:
                 yield from self._csv_records(lines)
 
     def _decoded_lines(self, raw: IO[bytes]) -> Iterator[tuple[int, str]]:
-        for number, line in enumerate(raw):
+        for number, line in enumerate(_universal_lines(raw)):
             self.stats.records += 1
             try:
                 text = line.decode("utf-8")
@@ -314,6 +315,20 @@ class CaptionCorpus:
                 "%s: kept %d of %d records; dropped %s.", self.path, s.kept, s.records,
                 ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in problems.items()),
             )
+
+
+def _universal_lines(raw: IO[bytes], chunk: int = 1 << 20) -> Iterator[bytes]:
+    """The lines of a binary stream, each with its ending, split at ``\n``, ``\r\n`` and a lone
+    ``\r`` (old Mac files), so a ``\r``-only corpus is not read as one giant caption. Reads
+    ``chunk`` bytes at a time, so memory stays bounded whatever the line endings."""
+    rest = b""
+    while block := raw.read(chunk):
+        lines = (rest + block).splitlines(keepends=True)
+        # keep back an unfinished last line, or one ending in "\r" whose "\n" may follow
+        rest = b"" if lines[-1].endswith(b"\n") else lines.pop()
+        yield from lines
+    if rest:
+        yield rest
 
 
 def _open_binary(path: Path) -> IO[bytes]:

@@ -116,6 +116,7 @@ class CachedEncoder:
                 f"encode_texts takes a sequence of str; got one str {texts!r:.60}. "
                 f"Pass [text] to encode a single text."
             )
+        _check_batch_size(batch_size)
         texts = list(texts)
         if not self.enabled:
             return self.inner.encode_texts(texts, batch_size=batch_size)
@@ -148,6 +149,7 @@ class CachedEncoder:
         """
         if on_error not in ("raise", "skip"):
             raise InvalidParameterError(f"on_error must be 'raise' or 'skip'. Got {on_error!r}.")
+        _check_batch_size(batch_size)
         if not self.enabled:
             return self.inner.encode_images(images, batch_size=batch_size, on_error=on_error)
         from zsvl.data.images import describe, expand_inputs
@@ -189,6 +191,19 @@ class CachedEncoder:
         self.stats.hits += hits
         self.stats.misses += len(found) - hits
         self.stats.computed += n_computed
+
+
+def _check_batch_size(batch_size: Any) -> None:
+    """Refuse a bad batch size up front, even when every input is cached and no batch is run."""
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, (int, np.integer))
+        or batch_size < 1
+    ):
+        raise InvalidParameterError(
+            f"The 'batch_size' must be an int >= 1 (inputs encoded per forward pass). "
+            f"Got {batch_size!r}."
+        )
 
 
 def _group_misses(keys: Sequence[str | None], found: np.ndarray) -> dict[str, list[int]]:
