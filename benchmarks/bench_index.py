@@ -41,7 +41,7 @@ def mixture(n: int, dim: int, centres: np.ndarray, seed: int, noise: float = 0.9
 
 
 def write_data(out: Path, n: int, dim: int, shard: int, centres: np.ndarray) -> float:
-    from zsvl.index.encode import write_state
+    from zsvl.index.storage import write_state
     from zsvl.index.shards import write_shard
 
     start = time.perf_counter()

@@ -39,3 +39,11 @@ def test_sha256_file_refuses_folders_and_dangling_links(tmp_path):
     loop.symlink_to(loop)
     with pytest.raises(OSError):
         sha256_file(loop)
+
+
+def test_sha256_file_limit_hashes_a_prefix(tmp_path):
+    data = os.urandom(5000)
+    path = tmp_path / "blob.bin"
+    path.write_bytes(data)
+    for limit in (0, 1, 777, 4096, 5000, 9999):
+        assert sha256_file(path, chunk=1000, limit=limit) == hashlib.sha256(data[:limit]).hexdigest()

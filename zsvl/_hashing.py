@@ -17,8 +17,11 @@ __all__ = ["sha256_file", "sha256_bytes"]
 CHUNK = 1 << 22  # bytes read at a time (4 MiB)
 
 
-def sha256_file(path: str | os.PathLike[str], *, chunk: int = CHUNK) -> str:
-    """Hex SHA-256 of the bytes of the regular file at ``path``.
+def sha256_file(
+    path: str | os.PathLike[str], *, chunk: int = CHUNK, limit: int | None = None
+) -> str:
+    """Hex SHA-256 of the bytes of the regular file at ``path`` (only the first ``limit`` bytes
+    when ``limit`` is given, e.g. the header of a large index file).
 
     Raises ``OSError`` when the path is missing, a dangling link or a link loop, or names
     something other than a regular file (FIFO, socket, device, folder). The file is opened with
@@ -35,8 +38,13 @@ def sha256_file(path: str | os.PathLike[str], *, chunk: int = CHUNK) -> str:
         digest = hashlib.sha256()
         with os.fdopen(fd, "rb", closefd=True) as fh:
             fd = -1
-            while block := fh.read(chunk):
+            left = limit
+            while (left is None or left > 0) and (
+                block := fh.read(chunk if left is None else min(chunk, left))
+            ):
                 digest.update(block)
+                if left is not None:
+                    left -= len(block)
         return digest.hexdigest()
     finally:
         if fd >= 0:

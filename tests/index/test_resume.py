@@ -20,7 +20,7 @@ from caption_fakes import TableEncoder  # noqa: E402
 
 from zsvl.errors import IndexFormatError, IndexMismatchError  # noqa: E402
 from zsvl.index import CaptionIndex, build_index  # noqa: E402
-from zsvl.index.encode import read_state  # noqa: E402
+from zsvl.index.storage import read_state  # noqa: E402
 
 FACTORY = "IVF16,Flat"
 

@@ -55,9 +55,11 @@ def test_altered_file_fails_the_checksum(copy: Path, table_encoder) -> None:
     data = bytearray(path.read_bytes())
     data[-1] ^= 0xFF
     path.write_bytes(bytes(data))
-    CaptionIndex.load(copy, table_encoder)  # same size: the cheap check passes
+    CaptionIndex.load(copy, table_encoder, verify="size")  # same size: the size check passes
     with pytest.raises(IndexFormatError, match="emb-00001.npy does not match its checksum"):
         CaptionIndex.load(copy, table_encoder, verify="checksum")
+    with pytest.raises(IndexFormatError, match="emb-00001.npy does not match its checksum"):
+        CaptionIndex.load(copy, table_encoder)  # a small index: "auto" checksums every file
 
 
 def test_metadata_count_mismatch(copy: Path, table_encoder) -> None:

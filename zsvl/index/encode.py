@@ -1,6 +1,6 @@
 """Stage 1 of an index build: encode a caption corpus into float16 shards, resumably.
 
-Progress lives in ``<out>/build_state.json``, rewritten atomically after each shard's files are on
+Progress lives in ``<out>/build_state.json`` (see :mod:`zsvl.index.storage`), rewritten atomically after each shard's files are on
 disk. Re-running with the same corpus, encoder and shard size skips the recorded shards (reading,
 not encoding, their captions) and continues with the next; the shards are byte-identical to an
 uninterrupted run because every shard is the same block of captions encoded in one call.
@@ -8,7 +8,6 @@ uninterrupted run because every shard is the same block of captions encoded in o
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import time
@@ -20,14 +19,12 @@ import numpy as np
 
 from zsvl.data.captions import CaptionCorpus
 from zsvl.errors import IndexMismatchError, InvalidParameterError
-from zsvl.index.shards import ShardInfo, atomic_write_json, write_shard
-from zsvl.index.storage import EMBEDDINGS_DIR
+from zsvl.index.shards import ShardInfo, write_shard
+from zsvl.index.storage import EMBEDDINGS_DIR, read_state, write_state
 
-__all__ = ["STATE_FILE", "encoder_info", "model_name", "read_state", "write_state", "encode_to_shards"]
+__all__ = ["encoder_info", "model_name", "encode_to_shards"]
 
 logger = logging.getLogger(__name__)
-
-STATE_FILE = "build_state.json"
 
 
 def encoder_info(encoder: Any) -> dict[str, Any]:
@@ -39,17 +36,6 @@ def model_name(encoder: Any, given: str | None = None) -> str | None:
     """The spec to reload the encoder with: ``given`` (as the user typed it) or the encoder's own."""
     spec = given if given is not None else getattr(encoder, "spec", None)
     return str(spec) if spec is not None else None
-
-
-def read_state(out: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads((out / STATE_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def write_state(out: Path, state: dict[str, Any]) -> None:
-    atomic_write_json(out / STATE_FILE, state)
 
 
 def _start_state(out: Path, settings: dict[str, Any], resume: bool) -> dict[str, Any]:

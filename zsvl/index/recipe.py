@@ -122,25 +122,43 @@ def load_index(path: str | Path, encoder: Any = None, **kwargs: Any) -> Any:
     return CaptionIndex.load(path, encoder, **kwargs)
 
 
-def index_info(path: str | Path, *, verify: str = "size") -> dict[str, Any]:
-    """A summary of an index directory from its manifest, after checking its files."""
+def index_info(path: str | Path, *, verify: str = "auto") -> dict[str, Any]:
+    """A summary of an index directory from its manifest, after checking its files.
+
+    ``recall@k`` is the recall measured while tuning, on ``tuning_queries`` queries of the kind
+    named by ``tuning_query_source`` (held-out corpus vectors unless query embeddings were given).
+    """
     from zsvl.index import storage
 
     root = Path(path)
     manifest = storage.read_manifest(root)
-    storage.check_files(manifest, root, verify=verify)
+    verified = storage.check_files(manifest, root, verify=verify)
     tuning = manifest.get("tuning", {})
-    shard_bytes = sum((root / manifest["shards"]["folder"] / f"emb-{s['index']:05d}.npy").stat()
-                      .st_size for s in manifest["shards"]["items"])
+    folder = root / manifest["shards"]["folder"]
+    shard_bytes = sum(
+        (folder / f"emb-{s['index']:05d}.npy").stat().st_size for s in manifest["shards"]["items"]
+    )
     return {
-        "path": str(root), "count": manifest["count"], "dim": manifest["dim"],
-        "factory": manifest["factory"], "search_params": manifest["search_params"],
+        "path": str(root),
+        "count": manifest["count"],
+        "dim": manifest["dim"],
+        "factory": manifest["factory"],
+        "search_params": manifest["search_params"],
         "encoder": manifest["encoder"]["spec"] or manifest["encoder"]["fingerprint"],
         "fingerprint": manifest["encoder"]["fingerprint"],
         f"recall@{tuning.get('k', 10)}": tuning.get("recall"),
+        "recall_stderr": tuning.get("recall_stderr"),
+        "target_recall": tuning.get("target_recall"),
+        "tuning_queries": tuning.get("queries"),
+        "tuning_query_source": tuning.get("query_source"),
+        "train_points": manifest["build"].get("train", {}).get("points"),
         "ms_per_query_batched": tuning.get("ms_per_query_batched"),
         "ms_per_query_single": tuning.get("ms_per_query_single"),
-        "index_bytes": manifest["index_bytes"], "embedding_bytes": shard_bytes,
-        "corpus": manifest["build"]["corpus"]["path"], "corpus_stats": manifest["corpus_stats"],
-        "timings": manifest["timings"], "verified": verify, "created": manifest["created"],
+        "index_bytes": manifest["index_bytes"],
+        "embedding_bytes": shard_bytes,
+        "corpus": manifest["build"]["corpus"]["path"],
+        "corpus_stats": manifest["corpus_stats"],
+        "timings": manifest["timings"],
+        "verified": verified,
+        "created": manifest["created"],
     }

@@ -9,8 +9,6 @@ complete and listed or is ignored (and overwritten) on resume.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from zsvl._atomic import atomic_write_bytes, atomic_write_json
+from zsvl._atomic import atomic_path, atomic_write_bytes
 from zsvl._hashing import sha256_bytes
 from zsvl.errors import InvalidParameterError
 
@@ -26,8 +24,6 @@ __all__ = [
     "ShardInfo",
     "ShardSet",
     "write_shard",
-    "atomic_write_bytes",
-    "atomic_write_json",
 ]
 
 
@@ -96,16 +92,8 @@ def _write_meta(
     )
     if source_ids is not None:
         columns["source_id"] = pa.array(list(source_ids), pa.string())
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         pq.write_table(pa.table(columns), tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class ShardSet:
