@@ -13,7 +13,14 @@ from typing import Any
 
 from zsvl.errors import ZsvlError
 
-__all__ = ["FaissMissingError", "import_faiss", "ivf_of", "nlist_of", "set_search_params"]
+__all__ = [
+    "FaissMissingError",
+    "import_faiss",
+    "ivf_of",
+    "nlist_of",
+    "set_search_params",
+    "stores_float32",
+]
 
 
 class FaissMissingError(ZsvlError, ImportError):
@@ -53,6 +60,21 @@ def nlist_of(index: Any) -> int:
     if ivf is not None:
         return int(ivf.nlist)
     return int(getattr(index, "nlist", 0) or 0)  # GpuIndexIVF* expose nlist themselves
+
+
+def stores_float32(index: Any) -> bool:
+    """True when a CPU index keeps full float32 vectors (Flat, IVF-Flat, HNSW-Flat), so its
+    inner products are exact; False for compressed codes (SQ, PQ) or a transform in front."""
+    faiss = import_faiss()
+    ivf = ivf_of(index)
+    inner = faiss.downcast_index(index)
+    if isinstance(inner, faiss.IndexPreTransform):
+        return False
+    if ivf is not None:
+        return ivf is inner and int(ivf.code_size) == 4 * int(ivf.d)
+    if isinstance(inner, faiss.IndexHNSW):
+        inner = faiss.downcast_index(inner.storage)
+    return int(getattr(inner, "code_size", 0) or 0) == 4 * int(index.d)
 
 
 def set_search_params(index: Any, params: str, *, on_gpu: bool = False) -> None:

@@ -23,17 +23,19 @@ import numpy as np
 from zsvl.arrays import as_embeddings
 from zsvl.errors import IndexFormatError, IndexMismatchError, InvalidParameterError
 from zsvl.index import storage
-from zsvl.index.backend import set_search_params
+from zsvl.index.backend import set_search_params, stores_float32
 from zsvl.index.gpu import to_gpu
 
 __all__ = ["CaptionIndex", "CaptionHits", "greedy_dedupe", "SCORE_TOLERANCE"]
 
 logger = logging.getLogger(__name__)
 
-# Stored vectors and queries are unit vectors, so an intact index returns cosines in [-1, 1];
-# compressed codes (SQ8, PQ) reconstruct vectors a little off the sphere. Anything beyond this
-# margin comes from damaged codes (one flipped exponent bit gives scores like 3.7e23).
-SCORE_TOLERANCE = 0.1
+# Stored vectors and queries are unit vectors, so an intact index returns cosines in [-1, 1]
+# (up to float16 rounding of the stored vectors). Compressed codes (SQ8, PQ) reconstruct vectors
+# off the sphere: measured up to 1.074 for PQ4 codes of 16-d vectors, and a reconstruction can be
+# no longer than centroid + residual codeword. Beyond these margins the codes are damaged (one
+# flipped exponent bit gives scores like 3.7e23).
+SCORE_TOLERANCE = {"exact": 0.01, "compressed": 1.0}
 
 
 @dataclass(frozen=True)
@@ -85,11 +87,13 @@ class CaptionIndex:
         *,
         on_gpu: bool = False,
         verified: str = "none",
+        exact_codes: bool = False,
     ) -> None:
         self.root = root
         self.manifest = manifest
         self.index = index
         self.on_gpu = on_gpu  # the FAISS index lives on GPUs (searches run there)
+        self._tolerance = SCORE_TOLERANCE["exact" if exact_codes else "compressed"]
         self.verified = verified  # what check_files checked at load
         self.shards = shards
         self.encoder = encoder
@@ -134,6 +138,7 @@ class CaptionIndex:
             )
         params = manifest.get("search_params", "")
         set_search_params(index, params)
+        exact = stores_float32(index)
         index, on_gpu = _to_gpu_for_search(index, params, use_gpu)
         metadata = storage.read_metadata(root, manifest["count"])
         shards = storage.open_shards(manifest, root)
@@ -143,7 +148,15 @@ class CaptionIndex:
                 f"{manifest['count']}; rebuild the index."
             )
         return cls(
-            root, manifest, index, metadata, shards, encoder, on_gpu=on_gpu, verified=verified
+            root,
+            manifest,
+            index,
+            metadata,
+            shards,
+            encoder,
+            on_gpu=on_gpu,
+            verified=verified,
+            exact_codes=exact,
         )
 
     def __len__(self) -> int:
@@ -253,12 +266,12 @@ class CaptionIndex:
         """FAISS search of (q, dim) unit queries; (scores, ids) of shape (q, k), -inf / -1 pads.
 
         Raises IndexFormatError when a result cannot come from an intact index: a score that is
-        not a cosine (outside [-1, 1] by more than ``SCORE_TOLERANCE``, or NaN) or an id that
-        the index does not hold.
+        not a cosine (outside [-1, 1] by more than ``SCORE_TOLERANCE`` for the index's codes, or
+        NaN) or an id that the index does not hold.
         """
         scores, ids = self.index.search(np.ascontiguousarray(q), k)
         found = ids >= 0
-        bad_score = found & ~(np.abs(scores) <= 1 + SCORE_TOLERANCE)  # NaN fails too
+        bad_score = found & ~(np.abs(scores) <= 1 + self._tolerance)  # NaN fails too
         bad_id = (ids < -1) | (found & (ids >= self._id_limit))
         if bad_score.any() or bad_id.any():
             what = (
