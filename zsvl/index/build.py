@@ -90,6 +90,7 @@ def build_index(
     settings is returned as is.
     """
     out = Path(out)
+    import_faiss()  # fail before encoding anything when FAISS is missing
     if not isinstance(corpus, CaptionCorpus):
         corpus = CaptionCorpus(corpus)
     options = _options(factory, max_memory, target_recall, k, seed, tune_queries, train_memory)
@@ -198,7 +199,9 @@ def build_from_shards(
     shards = ShardSet(out / storage.EMBEDDINGS_DIR, [ShardInfo(**s) for s in state["shards"]], dim)
     n = shards.count
     if not shards.contiguous:
-        raise IndexFormatError(f"{out}: shard ids are not dense and in order; rebuild from scratch.")
+        raise IndexFormatError(
+            f"{out}: shard ids are not dense and in order; rebuild from scratch."
+        )
     if factory == "auto":
         choice = choose_factory(n, dim, options["max_memory"])
         factory_str, reason = choice.factory, choice.reason
@@ -390,7 +393,9 @@ def _fill(
                 index.add_with_ids(np.ascontiguousarray(chunk), np.ascontiguousarray(ids))
         else:
             if ids[0] != index.ntotal:
-                raise IndexFormatError("Shard ids are not dense; a positional index cannot hold them.")
+                raise IndexFormatError(
+                    "Shard ids are not dense; a positional index cannot hold them."
+                )
             index.add(chunk)
 
 

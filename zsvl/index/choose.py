@@ -90,7 +90,11 @@ def choose_factory(
     if n < 1 or dim < 1:
         raise InvalidParameterError(f"Cannot choose an index for {n} vectors of dimension {dim}.")
     budget = parse_memory(max_memory)
-    fits = (lambda f: True) if budget is None else (lambda f: estimate_index_bytes(f, n, dim) <= budget)
+    fits = (
+        (lambda f: True)
+        if budget is None
+        else (lambda f: estimate_index_bytes(f, n, dim) <= budget)
+    )
 
     def pick(factory: str, reason: str) -> IndexChoice:
         return IndexChoice(factory, estimate_index_bytes(factory, n, dim), reason)
@@ -102,7 +106,10 @@ def choose_factory(
         if fits("Flat"):
             return pick("Flat", f"too few vectors ({n}) to train an IVF index")
         raise _no_fit(n, dim, budget)
-    for factory, what in ((f"IVF{nlist},Flat", "float32 vectors"), (f"IVF{nlist},SQ8", "8-bit codes")):
+    for factory, what in (
+        (f"IVF{nlist},Flat", "float32 vectors"),
+        (f"IVF{nlist},SQ8", "8-bit codes"),
+    ):
         if fits(factory):
             return pick(factory, f"{n} vectors: IVF with {what} fits the budget")
     for m in _PQ_M:

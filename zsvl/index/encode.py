@@ -51,8 +51,13 @@ def _start_state(out: Path, settings: dict[str, Any], resume: bool) -> dict[str,
         logger.info("Resuming the build in %s after %d shards.", out, len(state["shards"]))
         return state
     shutil.rmtree(out / EMBEDDINGS_DIR, ignore_errors=True)
-    return {"settings": settings, "shards": [], "encoded": False, "corpus_stats": None,
-            "encode_seconds": 0.0}
+    return {
+        "settings": settings,
+        "shards": [],
+        "encoded": False,
+        "corpus_stats": None,
+        "encode_seconds": 0.0,
+    }
 
 
 def encode_to_shards(
@@ -75,8 +80,11 @@ def encode_to_shards(
         raise InvalidParameterError(f"shard_size must be an int >= 1. Got {shard_size!r}.")
     out = Path(out)
     folder = out / EMBEDDINGS_DIR
-    settings = {"corpus": corpus.settings(), "encoder": encoder_info(encoder),
-                "shard_size": shard_size}
+    settings = {
+        "corpus": corpus.settings(),
+        "encoder": encoder_info(encoder),
+        "shard_size": shard_size,
+    }
     state = _start_state(out, settings, resume)
     state["model"] = model_name(encoder, model)
     folder.mkdir(parents=True, exist_ok=True)
@@ -88,14 +96,16 @@ def encode_to_shards(
         if position < done:
             continue
         emb = np.asarray(encoder.encode_texts(block.captions, batch_size=batch_size))
-        info = write_shard(folder, position, emb, block.ids, block.captions, block.records,
-                           block.source_ids)
+        info = write_shard(
+            folder, position, emb, block.ids, block.captions, block.records, block.source_ids
+        )
         state["shards"].append(info.as_dict())
         state["encode_seconds"] += time.perf_counter() - start
         start = time.perf_counter()
         write_state(out, state)
-        logger.info("shard %d: %d captions encoded (%d so far)", position, info.rows,
-                    info.last_id + 1)
+        logger.info(
+            "shard %d: %d captions encoded (%d so far)", position, info.rows, info.last_id + 1
+        )
         if on_shard is not None:
             on_shard(info)
     if not state["shards"]:

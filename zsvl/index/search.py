@@ -163,8 +163,10 @@ class CaptionIndex:
         return self.count
 
     def __repr__(self) -> str:
-        return (f"CaptionIndex({str(self.root)!r}, count={self.count}, dim={self.dim}, "
-                f"factory={self.manifest['factory']!r}, params={self.search_params!r})")
+        return (
+            f"CaptionIndex({str(self.root)!r}, count={self.count}, dim={self.dim}, "
+            f"factory={self.manifest['factory']!r}, params={self.search_params!r})"
+        )
 
     @property
     def search_params(self) -> str:
@@ -183,7 +185,7 @@ class CaptionIndex:
         counts = valid.sum(1)
         out, start = [], 0
         for c in counts:
-            out.append(flat[start:start + c])
+            out.append(flat[start : start + c])
             start += c
         return out
 
@@ -214,14 +216,18 @@ class CaptionIndex:
         if not isinstance(k, int) or k < 1:
             raise InvalidParameterError(f"k must be an int >= 1. Got {k!r}.")
         if dedupe is not None and not -1 <= dedupe <= 1:
-            raise InvalidParameterError(f"dedupe must be a cosine in [-1, 1] or None. Got {dedupe!r}.")
+            raise InvalidParameterError(
+                f"dedupe must be a cosine in [-1, 1] or None. Got {dedupe!r}."
+            )
         q = as_embeddings(queries, dim=self.dim, name="queries")
         if params is not None:
             set_search_params(self.index, params, on_gpu=self.on_gpu)
         try:
             fetch = k if dedupe is None else min(k * max(1, fetch_factor), max(k, self.count))
-            parts = [self._search_batch(q[i:i + batch_size], k, fetch, dedupe)
-                     for i in range(0, len(q), batch_size)]
+            parts = [
+                self._search_batch(q[i : i + batch_size], k, fetch, dedupe)
+                for i in range(0, len(q), batch_size)
+            ]
         finally:
             if params is not None:
                 set_search_params(self.index, self.search_params, on_gpu=self.on_gpu)
@@ -229,8 +235,9 @@ class CaptionIndex:
         ids = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, k), np.int64)
         return CaptionHits(scores=scores, ids=ids, captions=self.captions(ids))
 
-    def _search_batch(self, q: np.ndarray, k: int, fetch: int, dedupe: float | None
-                      ) -> tuple[np.ndarray, np.ndarray]:
+    def _search_batch(
+        self, q: np.ndarray, k: int, fetch: int, dedupe: float | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         scores, ids = self._checked_search(q, fetch)
         if dedupe is not None:
             scores, ids = self._dedupe(q, scores, ids, k, dedupe)
@@ -240,8 +247,9 @@ class CaptionIndex:
             scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
         return scores[:, :k].astype(np.float32), ids[:, :k]
 
-    def _dedupe(self, q: np.ndarray, scores: np.ndarray, ids: np.ndarray, k: int,
-                threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    def _dedupe(
+        self, q: np.ndarray, scores: np.ndarray, ids: np.ndarray, k: int, threshold: float
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Drop near-duplicates; rows left with fewer than k are searched again with 4x the
         candidates (up to 64 k), so a corpus full of repeated captions still fills k."""
         keep = greedy_dedupe(self.embeddings(ids), ids >= 0, threshold)
@@ -257,8 +265,7 @@ class CaptionIndex:
             s2, i2 = self._dedupe(q[short], s2, i2, k, threshold)
             width = max(ids.shape[1], i2.shape[1])
             ids = np.pad(ids, ((0, 0), (0, width - ids.shape[1])), constant_values=-1)
-            scores = np.pad(scores, ((0, 0), (0, width - scores.shape[1])),
-                            constant_values=-np.inf)
+            scores = np.pad(scores, ((0, 0), (0, width - scores.shape[1])), constant_values=-np.inf)
             ids[short, : i2.shape[1]], scores[short, : s2.shape[1]] = i2, s2
         return scores, ids
 

@@ -71,9 +71,7 @@ def write_shard(
         _write_meta(folder / f"meta-{index:05d}.parquet", ids, captions, records, source_ids)
     atomic_write_bytes(folder / f"ids-{index:05d}.npy", _npy_bytes(ids))
     atomic_write_bytes(folder / f"emb-{index:05d}.npy", emb_bytes)
-    return ShardInfo(
-        index, len(ids), int(ids.min()), int(ids.max()), sha256_bytes(emb_bytes)
-    )
+    return ShardInfo(index, len(ids), int(ids.min()), int(ids.max()), sha256_bytes(emb_bytes))
 
 
 def _write_meta(

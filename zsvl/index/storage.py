@@ -177,7 +177,9 @@ def read_manifest(root: str | Path) -> dict[str, Any]:
                 " A build was started there but did not finish; run `zsvl index build` again "
                 "with the same arguments to resume it."
             )
-        raise IndexFormatError(f"{root} is not a finished zsvl caption index (no {MANIFEST}).{hint}")
+        raise IndexFormatError(
+            f"{root} is not a finished zsvl caption index (no {MANIFEST}).{hint}"
+        )
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as exc:
@@ -230,7 +232,9 @@ def check_files(manifest: dict[str, Any], root: Path, *, verify: str = "auto") -
     for name, entry in entries.items():
         path = root / name
         if not path.is_file():
-            raise IndexFormatError(f"{root}: {name} is missing; the index is incomplete. Rebuild it.")
+            raise IndexFormatError(
+                f"{root}: {name} is missing; the index is incomplete. Rebuild it."
+            )
         size = path.stat().st_size
         if entry.get("bytes") is not None and size != entry["bytes"]:
             raise IndexFormatError(
