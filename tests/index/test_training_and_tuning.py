@@ -22,6 +22,7 @@ from shard_data import centres, mixture, write_encoded  # noqa: E402
 from zsvl.errors import InvalidParameterError  # noqa: E402
 from zsvl.index import CaptionIndex  # noqa: E402
 from zsvl.index import build as build_module  # noqa: E402
+from zsvl.index import train as train_module  # noqa: E402
 from zsvl.index.build import build_from_shards  # noqa: E402
 from zsvl.index.choose import MIN_POINTS_PER_CENTROID  # noqa: E402
 
@@ -29,13 +30,13 @@ faiss = pytest.importorskip("faiss")
 
 
 def _plan(nlist: int):
-    return build_module._Plan(nlist=nlist, with_ids=True)
+    return train_module.Plan(nlist=nlist, with_ids=True)
 
 
 def test_training_sample_ignores_the_index_budget_and_aims_for_64_per_list(tmp_path) -> None:
     rng = np.random.default_rng(0)
     held = np.sort(rng.choice(200_000, 1000, replace=False))
-    ids, info = build_module._train_sample(_plan(1024), 200_000, 512, "auto", held, rng)
+    ids, info = train_module.train_sample(_plan(1024), 200_000, 512, "auto", held, rng)
     assert info["points"] == len(ids) == 64 * 1024 and info["points_per_list"] == 64.0
     assert len(np.intersect1d(ids, held)) == 0 and np.all(np.diff(ids) > 0)
     assert ids.max() < 200_000
@@ -45,16 +46,16 @@ def test_training_sample_ignores_the_index_budget_and_aims_for_64_per_list(tmp_p
         match=r"train_memory=33554432 bytes .* at least "
         r"39936 \(39 per list\)",
     ):
-        build_module._train_sample(_plan(1024), 200_000, 512, 32 * 2**20, held, rng)
+        train_module.train_sample(_plan(1024), 200_000, 512, 32 * 2**20, held, rng)
     # an explicit budget that fits a sample between the minimum and the aim is honoured
-    ids, info = build_module._train_sample(_plan(1024), 200_000, 512, 200 * 2**20, held, rng)
+    ids, info = train_module.train_sample(_plan(1024), 200_000, 512, 200 * 2**20, held, rng)
     assert MIN_POINTS_PER_CENTROID * 1024 <= info["points"] == 200 * 2**20 // 4096 < 64 * 1024
 
 
 def test_held_out_ids_map_to_untouched_positions() -> None:
     rng = np.random.default_rng(1)
     held = np.array([0, 1, 5, 9], dtype=np.int64)
-    ids, _ = build_module._train_sample(_plan(0), 10, 4, None, held, rng)
+    ids, _ = train_module.train_sample(_plan(0), 10, 4, None, held, rng)
     assert sorted(ids.tolist()) == [2, 3, 4, 6, 7, 8]
 
 
@@ -72,7 +73,7 @@ def test_tuning_queries_are_outside_training_and_the_index_while_tuning(tmp_path
     vectors = mixture(6000, 16, centres(100, 16), seed=4)
     out = write_encoded(tmp_path / "ix", vectors)
     seen = {}
-    real_sample, real_tune = build_module._train_sample, build_module.tune_search_params
+    real_sample, real_tune = build_module.train_sample, build_module.tune_search_params
 
     def spy_sample(plan, n, dim, budget, held, rng):
         ids, info = real_sample(plan, n, dim, budget, held, rng)
@@ -86,7 +87,7 @@ def test_tuning_queries_are_outside_training_and_the_index_while_tuning(tmp_path
         seen["truth_has_held"] = bool(np.isin(truth, seen["held"]).any())
         return real_tune(index, queries, truth, **kw)
 
-    monkeypatch.setattr(build_module, "_train_sample", spy_sample)
+    monkeypatch.setattr(build_module, "train_sample", spy_sample)
     monkeypatch.setattr(build_module, "tune_search_params", spy_tune)
     m = build_from_shards(out, factory="IVF64,Flat", tune_queries=500)
     held = seen["held"]

@@ -77,15 +77,8 @@ def stores_float32(index: Any) -> bool:
     return int(getattr(inner, "code_size", 0) or 0) == 4 * int(index.d)
 
 
-def set_search_params(index: Any, params: str, *, on_gpu: bool = False) -> None:
-    """Apply a parameter string such as ``"nprobe=16,quantizer_efSearch=32"`` to a CPU index,
-    or, with ``on_gpu``, to an index made by :func:`zsvl.index.gpu.to_gpu` (FAISS's
-    ``GpuParameterSpace``)."""
-    if not params:
-        return
-    if on_gpu:
-        from zsvl.index import gpu
-
-        gpu.set_gpu_search_params(index, params)
-        return
-    import_faiss().ParameterSpace().set_index_parameters(index, params)
+def set_search_params(index: Any, params: str) -> None:
+    """Apply a parameter string such as ``"nprobe=16,quantizer_efSearch=32"`` to a CPU index
+    (GPU indexes: :func:`zsvl.index.gpu.apply_search_params`)."""
+    if params:
+        import_faiss().ParameterSpace().set_index_parameters(index, params)

@@ -12,13 +12,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from zsvl.index.backend import import_faiss
+from zsvl.index.backend import import_faiss, set_search_params
 
 __all__ = [
     "gpu_count",
     "to_gpu",
     "to_cpu",
     "set_gpu_search_params",
+    "apply_search_params",
 ]
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,16 @@ def _gpu_to_cpu(index: Any) -> Any:
 def set_gpu_search_params(index: Any, params: str) -> None:
     """``GpuParameterSpace`` knows GPU IVF indexes (and replicas of them); nprobe and friends."""
     import_faiss().GpuParameterSpace().set_index_parameters(index, params)
+
+
+def apply_search_params(index: Any, params: str, *, on_gpu: bool) -> None:
+    """Apply ``params`` to a CPU index, or (``on_gpu``) to one made by :func:`to_gpu`."""
+    if not params:
+        return
+    if on_gpu:
+        set_gpu_search_params(index, params)
+    else:
+        set_search_params(index, params)
 
 
 def to_gpu(index: Any, use_gpu: bool | None = None) -> tuple[Any, bool]:

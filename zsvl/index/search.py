@@ -24,7 +24,7 @@ from zsvl.arrays import as_embeddings
 from zsvl.errors import IndexFormatError, IndexMismatchError, InvalidParameterError
 from zsvl.index import storage
 from zsvl.index.backend import set_search_params, stores_float32
-from zsvl.index.gpu import to_gpu
+from zsvl.index.gpu import apply_search_params, to_gpu
 
 __all__ = ["CaptionIndex", "CaptionHits", "greedy_dedupe", "SCORE_TOLERANCE"]
 
@@ -221,7 +221,7 @@ class CaptionIndex:
             )
         q = as_embeddings(queries, dim=self.dim, name="queries")
         if params is not None:
-            set_search_params(self.index, params, on_gpu=self.on_gpu)
+            apply_search_params(self.index, params, on_gpu=self.on_gpu)
         try:
             fetch = k if dedupe is None else min(k * max(1, fetch_factor), max(k, self.count))
             parts = [
@@ -230,7 +230,7 @@ class CaptionIndex:
             ]
         finally:
             if params is not None:
-                set_search_params(self.index, self.search_params, on_gpu=self.on_gpu)
+                apply_search_params(self.index, self.search_params, on_gpu=self.on_gpu)
         scores = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, k), np.float32)
         ids = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, k), np.int64)
         return CaptionHits(scores=scores, ids=ids, captions=self.captions(ids))
@@ -317,7 +317,7 @@ def _to_gpu_for_search(index: Any, params: str, use_gpu: bool | None) -> tuple[A
     if not on_gpu:
         return index, False
     try:
-        set_search_params(gpu_index, params, on_gpu=True)
+        apply_search_params(gpu_index, params, on_gpu=True)
     except RuntimeError as exc:  # e.g. an nprobe beyond the GPU's limit
         logger.warning("Searching on the CPU: the GPU index refuses %r (%s).", params, exc)
         return index, False
