@@ -41,8 +41,8 @@ def mixture(n: int, dim: int, centres: np.ndarray, seed: int, noise: float = 0.9
 
 
 def write_data(out: Path, n: int, dim: int, shard: int, centres: np.ndarray) -> float:
-    from zsvl.index.storage import write_state
     from zsvl.index.shards import write_shard
+    from zsvl.index.storage import write_state
 
     start = time.perf_counter()
     folder = out / "embeddings"

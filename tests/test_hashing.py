@@ -46,4 +46,6 @@ def test_sha256_file_limit_hashes_a_prefix(tmp_path):
     path = tmp_path / "blob.bin"
     path.write_bytes(data)
     for limit in (0, 1, 777, 4096, 5000, 9999):
-        assert sha256_file(path, chunk=1000, limit=limit) == hashlib.sha256(data[:limit]).hexdigest()
+        assert (
+            sha256_file(path, chunk=1000, limit=limit) == hashlib.sha256(data[:limit]).hexdigest()
+        )

@@ -68,7 +68,9 @@ def test_schema_text_that_is_not_utf8_is_quarantined(tmp_path, caplog) -> None:
     """SQLite reports the mangled schema in a message Python cannot decode: UnicodeDecodeError
     from ``PRAGMA journal_mode=WAL`` (the failure that used to repeat on every run)."""
     store, keys, vecs = _filled(tmp_path)
-    bad_sql = "CAST(X'435245415445205441424c45206d65746120fbfb' AS TEXT)"  # "CREATE TABLE meta \xfb\xfb"
+    bad_sql = (
+        "CAST(X'435245415445205441424c45206d65746120fbfb' AS TEXT)"  # "CREATE TABLE meta \xfb\xfb"
+    )
     _edit(store.path, f"UPDATE sqlite_master SET sql = {bad_sql} WHERE name = 'meta'")
     with pytest.raises(UnicodeDecodeError):  # what a plain connection gets from this file
         sqlite3.connect(store.path).execute("PRAGMA journal_mode=WAL")

@@ -32,14 +32,28 @@ import numpy as np
 
 from zsvl.errors import InvalidParameterError
 
-__all__ = ["CaptionCorpus", "CaptionBlock", "ReadStats", "FORMATS", "detect_format", "read_captions"]
+__all__ = [
+    "CaptionCorpus",
+    "CaptionBlock",
+    "ReadStats",
+    "FORMATS",
+    "detect_format",
+    "read_captions",
+]
 
 logger = logging.getLogger(__name__)
 
 FORMATS = ("txt", "jsonl", "csv", "tsv", "parquet")
 _SUFFIXES = {
-    ".txt": "txt", ".text": "txt", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
-    ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet",
+    ".txt": "txt",
+    ".text": "txt",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
 }
 _DEFAULT_COLUMNS = ("caption", "text", "sentence", "raw", "TEXT")
 _SPACE = re.compile(r"\s+")
@@ -134,7 +148,9 @@ class CaptionCorpus:
                 f"The 'format' parameter must be one of {', '.join(FORMATS)}. Got {self.format!r}."
             )
         if self.format == "txt" and (self.column or self.id_column):
-            raise InvalidParameterError("A plain text corpus has no columns; drop column/id_column.")
+            raise InvalidParameterError(
+                "A plain text corpus has no columns; drop column/id_column."
+            )
         if not isinstance(self.max_chars, int) or self.max_chars < 1:
             raise InvalidParameterError(f"max_chars must be an int >= 1. Got {self.max_chars!r}.")
 
@@ -142,9 +158,15 @@ class CaptionCorpus:
         """Everything that changes which captions come out, for manifests and resume checks."""
         stat = self.path.stat()
         return {
-            "path": str(Path(self.path).resolve()), "format": self.format, "column": self.column,
-            "id_column": self.id_column, "normalize": self.normalize, "dedupe": self.dedupe,
-            "max_chars": self.max_chars, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+            "path": str(Path(self.path).resolve()),
+            "format": self.format,
+            "column": self.column,
+            "id_column": self.id_column,
+            "normalize": self.normalize,
+            "dedupe": self.dedupe,
+            "max_chars": self.max_chars,
+            "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
         }
 
     # -- reading -------------------------------------------------------------------------
@@ -252,7 +274,11 @@ class CaptionCorpus:
                 self.stats.malformed += 1
                 continue
             column = column or _guess_column(obj.keys(), self.path)
-            yield number, obj.get(column), str(obj.get(self.id_column, "")) if self.id_column else ""
+            yield (
+                number,
+                obj.get(column),
+                str(obj.get(self.id_column, "")) if self.id_column else "",
+            )
 
     def _csv_records(self, lines: Iterator[tuple[int, str]]) -> Iterator[tuple]:
         delimiter = "\t" if self.format == "tsv" else ","
@@ -276,7 +302,9 @@ class CaptionCorpus:
         pos = header.index(column)
         id_pos = header.index(self.id_column) if self.id_column in header else None
         if self.id_column and id_pos is None:
-            raise InvalidParameterError(f"{self.path}: no id column {self.id_column!r} in {header!r}.")
+            raise InvalidParameterError(
+                f"{self.path}: no id column {self.id_column!r} in {header!r}."
+            )
         for row in reader:
             if not row or (len(row) == 1 and not row[0].strip()):
                 self.stats.empty += 1
@@ -312,7 +340,10 @@ class CaptionCorpus:
         problems = {k: v for k, v in s.as_dict().items() if k not in ("records", "kept") and v}
         if problems:
             logger.warning(
-                "%s: kept %d of %d records; dropped %s.", self.path, s.kept, s.records,
+                "%s: kept %d of %d records; dropped %s.",
+                self.path,
+                s.kept,
+                s.records,
                 ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in problems.items()),
             )
 

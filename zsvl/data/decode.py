@@ -92,7 +92,9 @@ def _load_file(path: Path) -> Image.Image:
     except OSError as exc:
         raise image_load_error(source, _os_reason(exc, path)) from exc
     if not stat.S_ISREG(st.st_mode):  # never open a FIFO (blocks), socket or device
-        raise image_load_error(source, f"it is {special_file_kind(st.st_mode)}, not a regular file.")
+        raise image_load_error(
+            source, f"it is {special_file_kind(st.st_mode)}, not a regular file."
+        )
     if st.st_size == 0:
         raise image_load_error(source, "the file is empty (0 bytes).")
     try:

@@ -39,6 +39,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from zsvl.embed import _sql
 from zsvl.errors import CacheError, InvalidParameterError
 from zsvl.paths import zsvl_home
 
@@ -50,16 +51,7 @@ T = TypeVar("T")
 
 _SCHEMA_VERSION = "1"
 _SQLITE_HEADER = b"SQLite format 3\x00"
-_CHUNK = 500  # keys per SELECT ... IN (...), below every SQLite variable limit
 _BUSY_TIMEOUT_MS = 60_000  # how long a writer waits for another process's transaction
-# SQLite errors that say something about the machine, not the file: the store is left alone and
-# the user gets a CacheError. Every other failure to open or read the file means it is damaged.
-_ENVIRONMENT_CODES = (
-    "SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_FULL", "SQLITE_READONLY", "SQLITE_CANTOPEN",
-    "SQLITE_IOERR", "SQLITE_PERM", "SQLITE_NOMEM", "SQLITE_INTERRUPT", "SQLITE_AUTH",
-    "SQLITE_NOLFS",
-)  # fmt: skip
-_ENVIRONMENT_WORDS = ("locked", "busy", "readonly", "read-only", "unable to open", "disk")
 _PAGE_SIZE = 16384  # bytes per database page for new files
 _DTYPE = np.dtype("<f4")  # vectors are stored as little-endian float32 whatever the host
 
@@ -76,35 +68,11 @@ def store_path(fingerprint: str, root: str | os.PathLike[str] | None = None) -> 
     return base / f"{slug}-{digest}.sqlite"
 
 
-def _checksum(key: str, blob: bytes) -> bytes:
-    return hashlib.blake2b(key.encode("utf-8") + b"\0" + blob, digest_size=16).digest()
-
-
 def _inode(path: Path) -> int | None:
     try:
         return path.stat().st_ino
     except FileNotFoundError:
         return None
-
-
-def _is_corruption(exc: Exception) -> bool:
-    """True for errors that mean the file is damaged, False for the machine's own trouble
-    (locked, busy, read-only, full disk, I/O errors, out of memory).
-
-    Damage shows in many ways besides SQLITE_CORRUPT: SQLITE_ERROR from a mangled schema, text
-    that is not UTF-8 ("Could not decode to UTF-8 column ..."), or a ``UnicodeDecodeError``
-    raised while Python decodes SQLite's own error message about mangled names.
-    """
-    if isinstance(exc, UnicodeDecodeError):
-        return True
-    name = getattr(exc, "sqlite_errorname", "") or ""
-    if name:
-        return not name.startswith(_ENVIRONMENT_CODES)
-    return not any(word in str(exc).lower() for word in _ENVIRONMENT_WORDS)
-
-
-class _DamagedStore(Exception):
-    """Raised inside the store when the file's content cannot be right (caught by ``_run``)."""
 
 
 class EmbeddingStore:
@@ -159,7 +127,7 @@ class EmbeddingStore:
         out = np.zeros((len(keys), self.dim), dtype=np.float32)
         if not keys:
             return found, out
-        rows = self._run(lambda conn: self._select(conn, keys), default=[])
+        rows = self._run(lambda conn: _sql.select(conn, keys), default=[])
         positions: dict[str, list[int]] = {}
         for i, key in enumerate(keys):
             positions.setdefault(key, []).append(i)
@@ -171,7 +139,7 @@ class EmbeddingStore:
                 and isinstance(blob, bytes)
                 and isinstance(checksum, bytes)
                 and len(blob) == self.dim * 4
-                and _checksum(key, blob) == checksum
+                and _sql.checksum(key, blob) == checksum
             ):  # a damaged row: wrong types (flipped record header), wrong key, length or sum
                 bad.append((key, checksum))
                 continue
@@ -188,7 +156,7 @@ class EmbeddingStore:
                 self.path,
                 bad[0][0],
             )
-            self._run(lambda conn: self._delete_checked(conn, bad), default=None)
+            self._run(lambda conn: _sql.delete_checked(conn, bad), default=None)
         return found, out
 
     def put_many(self, keys: Sequence[str], vectors: np.ndarray) -> None:
@@ -209,8 +177,8 @@ class EmbeddingStore:
         rows = []
         for key, row in zip(keys, data, strict=True):
             blob = row.tobytes()
-            rows.append((key, blob, _checksum(key, blob)))
-        self._run(lambda conn: self._insert_checked(conn, rows), default=None, retry_fresh=True)
+            rows.append((key, blob, _sql.checksum(key, blob)))
+        self._run(lambda conn: _sql.insert_checked(conn, rows), default=None, retry_fresh=True)
 
     def __len__(self) -> int:
         """Number of entries stored (including any not yet checked)."""
@@ -319,7 +287,7 @@ class EmbeddingStore:
             )
         for name, value in wanted.items():
             if have.get(name) != value:  # the file name hashes the fingerprint: the meta is damaged
-                raise _DamagedStore(
+                raise _sql.DamagedStore(
                     f"its meta table says {name}={have.get(name)!r} where {value!r} was expected"
                 )
 
@@ -366,8 +334,8 @@ class EmbeddingStore:
         with self._lock:
             try:
                 return op(self._connection())
-            except (sqlite3.DatabaseError, UnicodeDecodeError, _DamagedStore) as exc:
-                if not isinstance(exc, _DamagedStore) and not _is_corruption(exc):
+            except (sqlite3.DatabaseError, UnicodeDecodeError, _sql.DamagedStore) as exc:
+                if not isinstance(exc, _sql.DamagedStore) and not _sql.is_corruption(exc):
                     raise CacheError(
                         f"The embedding cache {self.path} could not be used: {exc}. Check that "
                         f"the folder is writable and the disk not full, set ZSVL_HOME to "
@@ -377,71 +345,3 @@ class EmbeddingStore:
             if not retry_fresh:
                 return default
             return op(self._connection())
-
-    # -- SQL ------------------------------------------------------------------------------
-
-    @staticmethod
-    def _select(conn: sqlite3.Connection, keys: list[str]) -> list[tuple]:
-        unique = list(dict.fromkeys(keys))
-        rows: list[tuple] = []
-        for start in range(0, len(unique), _CHUNK):
-            chunk = unique[start : start + _CHUNK]
-            marks = ",".join("?" * len(chunk))
-            rows += conn.execute(
-                f"SELECT key, vec, checksum FROM entries WHERE key IN ({marks})", chunk
-            ).fetchall()
-        return rows
-
-    @staticmethod
-    def _transaction(conn: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        """``executemany(sql, rows)`` in one write transaction, rolled back on any error."""
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.executemany(sql, rows)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-
-    @classmethod
-    def _insert(cls, conn: sqlite3.Connection, rows: list[tuple[str, bytes, bytes]]) -> None:
-        cls._transaction(conn, "INSERT OR REPLACE INTO entries VALUES (?, ?, ?)", rows)
-
-    @classmethod
-    def _insert_checked(cls, conn: sqlite3.Connection, rows: list[tuple[str, bytes, bytes]]) -> None:
-        """Insert ``rows``, then read their keys back: a key that cannot be found right after it
-        was written (a damaged index) triggers the whole-file check of ``_check_file``. One
-        indexed SELECT per 500 keys, small beside computing the embeddings."""
-        cls._insert(conn, rows)
-        keys = [key for key, _, _ in rows]
-        back = {
-            key
-            for key, blob, checksum in cls._select(conn, keys)
-            if isinstance(key, str) and isinstance(blob, bytes) and _checksum(key, blob) == checksum
-        }
-        if len(back) < len(set(keys)):
-            cls._check_file(conn)
-
-    @staticmethod
-    def _check_file(conn: sqlite3.Connection) -> None:
-        """Raise ``_DamagedStore`` when ``PRAGMA integrity_check`` finds a problem.
-
-        Bad rows often sit beside damage SQLite does not notice on its own (an index that has
-        lost rows, so later lookups and replaces misbehave; ``quick_check`` misses that). The
-        check reads every page and index, O(file size), so it runs only once damage was seen.
-        """
-        problems = [row[0] for row in conn.execute("PRAGMA integrity_check(5)").fetchall()]
-        if problems != ["ok"]:
-            raise _DamagedStore(f"PRAGMA integrity_check found: {'; '.join(map(str, problems))}")
-
-    @classmethod
-    def _delete_checked(cls, conn: sqlite3.Connection, bad: list[tuple[Any, Any]]) -> None:
-        """Delete rows that failed their checksum, after ``_check_file`` found the file sound."""
-        cls._check_file(conn)
-        cls._delete(conn, bad)
-
-    @classmethod
-    def _delete(cls, conn: sqlite3.Connection, bad: list[tuple[Any, Any]]) -> None:
-        """Delete rows that failed their checksum, unless another process already rewrote them."""
-        cls._transaction(conn, "DELETE FROM entries WHERE key = ? AND checksum = ?", bad)
