@@ -84,7 +84,10 @@ def test_cached_folder_run_skips_and_reports_odd_file(tmp_path, toy_encoder, odd
 def test_cached_run_with_on_error_raise_names_the_file(tmp_path, toy_encoder, odd):
     folder = _folder(tmp_path, odd)
     cached = CachedEncoder(toy_encoder, enabled=True)
-    with pytest.raises(ImageLoadError, match="c.jpg"):
+    with pytest.raises(ImageLoadError, match=r"c.jpg \(input #2\)"):
+        _encode_with_deadline(cached, folder, on_error="raise")
+    cached.encode_images([folder / "a.png", folder / "b.png"])  # now both are cached
+    with pytest.raises(ImageLoadError, match=r"c.jpg \(input #2\)"):  # the caller's position
         _encode_with_deadline(cached, folder, on_error="raise")
 
 
