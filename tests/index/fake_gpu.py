@@ -46,6 +46,8 @@ class FakeGpuIndex:
         self.cpu.add_with_ids(x, ids)
 
     def search(self, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if k > 2048:  # like FAISS's GPU k-selection
+            raise RuntimeError("GPU index only supports k <= 2048")
         self.searches += 1
         return self.cpu.search(x, k)
 

@@ -53,7 +53,9 @@ def test_nothing_fits_is_a_clear_error() -> None:
 
 def test_estimates_grow_with_code_size() -> None:
     n, d = 100_000, 256
-    sizes = [estimate_index_bytes(f, n, d) for f in
-             ("IVF256,Flat", "IVF256,SQ8", "OPQ32,IVF256_HNSW32,PQ32", "OPQ8,IVF256_HNSW32,PQ8")]
+    sizes = [
+        estimate_index_bytes(f, n, d)
+        for f in ("IVF256,Flat", "IVF256,SQ8", "OPQ32,IVF256_HNSW32,PQ32", "OPQ8,IVF256_HNSW32,PQ8")
+    ]
     assert sizes == sorted(sizes, reverse=True)
     assert estimate_index_bytes("Flat", n, d) == n * d * 4

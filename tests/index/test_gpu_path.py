@@ -64,6 +64,10 @@ def test_search_runs_on_the_gpu_with_the_tuned_parameters(tmp_path, vectors, mon
     on_gpu.search(q, 10, params="nprobe=1")  # a per-call setting goes to the GPU index too
     assert made[0].params[-2:] == ["nprobe=1", on_gpu.search_params]
     assert CaptionIndex.load(out, use_gpu=False).on_gpu is False
+    searches = made[0].searches
+    big = on_gpu.search(q[:2], 3000)  # beyond the GPU's k limit: the CPU copy answers
+    np.testing.assert_array_equal(big.ids, on_cpu.search(q[:2], 3000).ids)
+    assert made[0].searches == searches
 
 
 def test_gpu_refusing_the_tuned_parameters_falls_back_to_the_cpu(tmp_path, vectors, monkeypatch):

@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 # no longer than centroid + residual codeword. Beyond these margins the codes are damaged (one
 # flipped exponent bit gives scores like 3.7e23).
 SCORE_TOLERANCE = {"exact": 0.01, "compressed": 1.0}
+GPU_MAX_K = 2048  # FAISS GPU indexes return at most this many neighbours per query
 
 
 @dataclass(frozen=True)
@@ -88,11 +89,14 @@ class CaptionIndex:
         on_gpu: bool = False,
         verified: str = "none",
         exact_codes: bool = False,
+        cpu_index: Any = None,
     ) -> None:
         self.root = root
         self.manifest = manifest
         self.index = index
         self.on_gpu = on_gpu  # the FAISS index lives on GPUs (searches run there)
+        # the memory-mapped CPU index, for searches a GPU cannot run (k > GPU_MAX_K)
+        self._cpu_index = index if cpu_index is None else cpu_index
         self._tolerance = SCORE_TOLERANCE["exact" if exact_codes else "compressed"]
         self.verified = verified  # what check_files checked at load
         self.shards = shards
@@ -139,7 +143,8 @@ class CaptionIndex:
         params = manifest.get("search_params", "")
         set_search_params(index, params)
         exact = stores_float32(index)
-        index, on_gpu = _to_gpu_for_search(index, params, use_gpu)
+        cpu_index = index
+        index, on_gpu = _to_gpu_for_search(cpu_index, params, use_gpu)
         metadata = storage.read_metadata(root, manifest["count"])
         shards = storage.open_shards(manifest, root)
         if shards.count != manifest["count"]:
@@ -157,6 +162,7 @@ class CaptionIndex:
             on_gpu=on_gpu,
             verified=verified,
             exact_codes=exact,
+            cpu_index=cpu_index,
         )
 
     def __len__(self) -> int:
@@ -221,7 +227,7 @@ class CaptionIndex:
             )
         q = as_embeddings(queries, dim=self.dim, name="queries")
         if params is not None:
-            apply_search_params(self.index, params, on_gpu=self.on_gpu)
+            self._apply(params)
         try:
             fetch = k if dedupe is None else min(k * max(1, fetch_factor), max(k, self.count))
             parts = [
@@ -230,7 +236,7 @@ class CaptionIndex:
             ]
         finally:
             if params is not None:
-                apply_search_params(self.index, self.search_params, on_gpu=self.on_gpu)
+                self._apply(self.search_params)
         scores = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, k), np.float32)
         ids = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, k), np.int64)
         return CaptionHits(scores=scores, ids=ids, captions=self.captions(ids))
@@ -269,6 +275,12 @@ class CaptionIndex:
             ids[short, : i2.shape[1]], scores[short, : s2.shape[1]] = i2, s2
         return scores, ids
 
+    def _apply(self, params: str) -> None:
+        """Set search parameters on the index searched and on its CPU copy."""
+        apply_search_params(self.index, params, on_gpu=self.on_gpu)
+        if self._cpu_index is not self.index:
+            apply_search_params(self._cpu_index, params, on_gpu=False)
+
     def _checked_search(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """FAISS search of (q, dim) unit queries; (scores, ids) of shape (q, k), -inf / -1 pads.
 
@@ -276,7 +288,8 @@ class CaptionIndex:
         not a cosine (outside [-1, 1] by more than ``SCORE_TOLERANCE`` for the index's codes, or
         NaN) or an id that the index does not hold.
         """
-        scores, ids = self.index.search(np.ascontiguousarray(q), k)
+        index = self._cpu_index if self.on_gpu and k > GPU_MAX_K else self.index
+        scores, ids = index.search(np.ascontiguousarray(q), k)
         found = ids >= 0
         bad_score = found & ~(np.abs(scores) <= 1 + self._tolerance)  # NaN fails too
         bad_id = (ids < -1) | (found & (ids >= self._id_limit))
