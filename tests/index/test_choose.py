@@ -59,3 +59,11 @@ def test_estimates_grow_with_code_size() -> None:
     ]
     assert sizes == sorted(sizes, reverse=True)
     assert estimate_index_bytes("Flat", n, d) == n * d * 4
+
+
+def test_lists_are_sized_for_the_vectors_left_to_train_on() -> None:
+    """20,000 vectors allow 512 lists (39 x 512 = 19,968); with 1,000 held out for tuning only
+    19,000 remain, so the auto choice drops to 256 lists."""
+    assert nlist_for(20_000) == 512
+    choice = choose_factory(20_000, 32, "1M", exact_below=1000, trainable=19_000)
+    assert "IVF256," in choice.factory

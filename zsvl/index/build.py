@@ -36,6 +36,7 @@ from zsvl.index.shards import ShardInfo, ShardSet
 from zsvl.index.train import (
     DEFAULT_TRAIN_MEMORY,
     Plan,
+    held_out_count,
     held_out_ids,
     plan_for,
     reserve_lists,
@@ -197,8 +198,9 @@ def build_from_shards(
         raise IndexFormatError(
             f"{out}: shard ids are not dense and in order; rebuild from scratch."
         )
-    if factory == "auto":
-        choice = choose_factory(n, dim, options["max_memory"])
+    n_held = held_out_count(n, k, tune_queries)
+    if factory == "auto":  # IVF lists sized for the vectors left to train on
+        choice = choose_factory(n, dim, options["max_memory"], trainable=n - n_held)
         factory_str, reason = choice.factory, choice.reason
     else:
         factory_str, reason = factory, "given by the user"
@@ -208,7 +210,7 @@ def build_from_shards(
     cpu_index = _new_index(factory_str, dim)
     plan = plan_for(cpu_index)
     rng = np.random.default_rng(seed)
-    held = held_out_ids(plan, n, k, tune_queries, rng)
+    held = held_out_ids(n, n_held, rng)
     index, on_gpu = to_gpu(cpu_index, use_gpu)
     t = time.perf_counter()
     train_info: dict[str, Any] = {"points": 0}

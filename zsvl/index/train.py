@@ -22,6 +22,7 @@ __all__ = [
     "DEFAULT_TRAIN_MEMORY",
     "Plan",
     "plan_for",
+    "held_out_count",
     "held_out_ids",
     "train_sample",
     "reserve_lists",
@@ -51,14 +52,17 @@ def plan_for(cpu_index: Any) -> Plan:
     )
 
 
-def held_out_ids(
-    plan: Plan, n: int, k: int, count: int | np.ndarray, rng: np.random.Generator
-) -> np.ndarray:
-    """Sorted ids of the stored vectors used as tuning queries (empty when queries are given)."""
+def held_out_count(n: int, k: int, count: int | np.ndarray) -> int:
+    """How many stored vectors to hold out as tuning queries: ``count`` (0 when query embeddings
+    are given), at most a tenth of the corpus so that the index tuned without them is nearly
+    the final one, and leaving at least ``k + 1`` vectors to search."""
     if not np.isscalar(count):
-        return np.zeros(0, dtype=np.int64)
-    # at most a tenth of the corpus, so the index tuned without them is nearly the final one
-    count = int(min(int(count), n // 10, max(0, n - k - 1)))
+        return 0
+    return int(min(int(count), n // 10, max(0, n - k - 1)))
+
+
+def held_out_ids(n: int, count: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted random ids (count,) of the stored vectors held out as tuning queries."""
     return np.sort(rng.choice(n, size=count, replace=False)).astype(np.int64)
 
 
