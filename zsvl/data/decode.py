@@ -15,9 +15,9 @@ Conversions, in order:
 - Multi-frame files (GIF, TIFF) give their first frame.
 
 Unreadable files raise ``ImageLoadError`` naming the file and the reason; that includes broken
-symbolic links, link loops and special files (FIFO, socket, device), which are never opened. PIL's decompression
-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``) is left as it is: its warning stays a warning, and
-its error becomes an ``ImageLoadError``.
+symbolic links, link loops and special files (FIFO, socket, device), which are never opened.
+PIL's decompression bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``) is left as it is: its warning
+stays a warning, and its error becomes an ``ImageLoadError``.
 """
 
 from __future__ import annotations
