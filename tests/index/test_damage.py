@@ -2,7 +2,7 @@
 
 Before the fix, 40 flipped bytes changed most top-10 ids and produced "cosine" scores of 3.7e23:
 loading only compared file sizes. Now loading checks checksums where cheap (the whole file up to
-256 MiB in all, the header and list sizes of a larger index file), and search refuses a score
+64 MiB in all, the header and list sizes of a larger index file), and search refuses a score
 outside [-1, 1] or an id the index does not hold.
 """
 

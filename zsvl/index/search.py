@@ -123,7 +123,7 @@ class CaptionIndex:
 
         encoder : when given, its fingerprint and dimension must match the manifest.
         mmap : memory-map the FAISS index codes instead of reading them into memory.
-        verify : "auto" (sizes, plus sha256 checksums of whole files up to 256 MiB in all and of
+        verify : "auto" (sizes, plus sha256 checksums of whole files up to 64 MiB in all and of
             a larger index file's header and list sizes), "checksum" (every file's sha256),
             "size" (sizes only), "none".
         use_gpu : search on the GPUs when FAISS has them (None: when available; the index is
