@@ -14,12 +14,13 @@ $(VENV)/.torch: | $(PY)
 	$(PIP) install $(TORCH)
 	touch $@
 
+# FAISS comes as an extra (faiss-cpu here; a GPU machine can use ".[faiss-gpu]" instead).
 $(VENV)/.core: pyproject.toml Makefile $(VENV)/.torch
-	$(PIP) install $(TORCH) -e .
+	$(PIP) install $(TORCH) -e ".[faiss-cpu]"
 	touch $@
 
 $(VENV)/.dev: pyproject.toml Makefile $(VENV)/.core
-	$(PIP) install $(TORCH) -e ".[dev,metrics]"
+	$(PIP) install $(TORCH) -e ".[dev,metrics,faiss-cpu]"
 	touch $@
 
 demo: $(VENV)/.core

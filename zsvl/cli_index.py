@@ -20,13 +20,22 @@ def add_index_parsers(sub: Any) -> None:
     isub = p.add_subparsers(dest="index_command", required=True)
 
     b = isub.add_parser("build", help="encode a caption corpus and build a tuned index (resumable)")
-    b.add_argument("corpus", nargs="?", default=None,
-                   help="txt/jsonl/csv/tsv/parquet file (.gz too), or toy:N for the toy corpus")
+    b.add_argument(
+        "corpus",
+        nargs="?",
+        default=None,
+        help="txt/jsonl/csv/tsv/parquet file (.gz too), or toy:N for the toy corpus",
+    )
     b.add_argument("--recipe", default=None, help="a recipe TOML (indexes/*.toml) instead")
     b.add_argument("--model", default=None, help="model spec (required without --recipe)")
     b.add_argument("--out", default=None, help="index directory (default indexes/<name>)")
     b.add_argument("--factory", default=None, help="auto (default), Flat, IVF4096,SQ8, 'OPQ...'")
     b.add_argument("--max-memory", default=None, help="index memory budget, e.g. 4G (default)")
+    b.add_argument(
+        "--train-memory",
+        default=None,
+        help="training-sample budget, e.g. 2G (default auto: 2G, raised to FAISS's minimum)",
+    )
     b.add_argument("--target-recall", type=float, default=None, help="recall@k target (0.95)")
     b.add_argument("--k", type=int, default=None, help="k of the recall target (10)")
     b.add_argument("--format", default=None, help="corpus format when the name does not tell")
@@ -44,7 +53,12 @@ def add_index_parsers(sub: Any) -> None:
 
     i = isub.add_parser("info", help="summary of a built index")
     i.add_argument("path")
-    i.add_argument("--verify", choices=("none", "size", "checksum"), default="size")
+    i.add_argument(
+        "--verify",
+        choices=("auto", "checksum", "size", "none"),
+        default="auto",
+        help="auto: sizes + checksums where cheap (default); checksum: every file's sha256",
+    )
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=_cmd_info)
 
@@ -73,36 +87,68 @@ def _load_encoder(spec: str | None, index_path: str | None, device: str | None) 
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
+    from zsvl.index.backend import import_faiss
     from zsvl.index.recipe import Recipe, build_from_recipe, read_recipe, resolve_corpus_path
 
-    overrides = {"factory": args.factory, "max_memory": args.max_memory, "k": args.k,
-                 "target_recall": args.target_recall, "shard_size": args.shard_size,
-                 "batch_size": args.batch_size, "seed": args.seed}
-    corpus_opts = {key: value for key, value in {
-        "format": args.format, "column": args.column, "id_column": args.id_column,
-        "normalize": args.normalize or None, "dedupe": args.dedupe or None}.items()
-        if value is not None}
+    import_faiss()  # a missing FAISS is reported before a model is loaded or a caption encoded
+
+    overrides = {
+        "factory": args.factory,
+        "max_memory": args.max_memory,
+        "train_memory": args.train_memory,
+        "k": args.k,
+        "target_recall": args.target_recall,
+        "shard_size": args.shard_size,
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+    }
+    corpus_opts = {
+        key: value
+        for key, value in {
+            "format": args.format,
+            "column": args.column,
+            "id_column": args.id_column,
+            "normalize": args.normalize or None,
+            "dedupe": args.dedupe or None,
+        }.items()
+        if value is not None
+    }
     if args.recipe:
         recipe = read_recipe(args.recipe)
         corpus = str(resolve_corpus_path(args.corpus).resolve()) if args.corpus else recipe.corpus
-        recipe = Recipe(recipe.name, args.model or recipe.model, corpus,
-                        {**recipe.corpus_options, **corpus_opts}, recipe.build_options,
-                        recipe.folder)
+        recipe = Recipe(
+            recipe.name,
+            args.model or recipe.model,
+            corpus,
+            {**recipe.corpus_options, **corpus_opts},
+            recipe.build_options,
+            recipe.folder,
+        )
     else:
         if not args.corpus or not args.model or not args.out:
             raise ZsvlError("Give CORPUS, --model and --out (or --recipe FILE).")
         from pathlib import Path
 
         path = resolve_corpus_path(args.corpus).resolve()
-        recipe = Recipe(Path(args.out).name, args.model, str(path), corpus_opts, {},
-                        Path(args.out).parent)
+        recipe = Recipe(
+            Path(args.out).name, args.model, str(path), corpus_opts, {}, Path(args.out).parent
+        )
     encoder, spec = _load_encoder(recipe.model, None, args.device)
-    index = build_from_recipe(recipe, encoder=encoder, out=args.out, model=spec,
-                              overwrite=args.overwrite or None,
-                              resume=False if args.no_resume else None, **overrides)
+    index = build_from_recipe(
+        recipe,
+        encoder=encoder,
+        out=args.out,
+        model=spec,
+        overwrite=args.overwrite or None,
+        resume=False if args.no_resume else None,
+        **overrides,
+    )
     tuning = index.manifest["tuning"]
-    print(f"built {index.root}: {index.count} captions, {index.manifest['factory']} "
-          f"{index.search_params or '(exact)'}, recall@{tuning['k']} {tuning['recall']:.3f}")
+    print(
+        f"built {index.root}: {index.count} captions, {index.manifest['factory']} "
+        f"{index.search_params or '(exact)'}, recall@{tuning['k']} {tuning['recall']:.3f} "
+        f"measured on {tuning['queries']} {tuning.get('query_source', 'queries')}"
+    )
     return 0
 
 
@@ -132,10 +178,16 @@ def _cmd_search(args: argparse.Namespace) -> int:
         encoded = encoder.encode_images(args.image, on_error="skip")
         queries = [encoded.sources[i] for i in encoded.indices]
         res = index.search(encoded.embeddings, args.k, dedupe=args.dedupe)
-    records = [{"query": q, "results": [{"id": int(i), "score": float(s), "caption": c}
-                                        for i, s, c in zip(ids, scores, caps, strict=False)]}
-               for q, ids, scores, caps in zip(queries, res.ids, res.scores, res.captions,
-                                               strict=True)]
+    records = [
+        {
+            "query": q,
+            "results": [
+                {"id": int(i), "score": float(s), "caption": c}
+                for i, s, c in zip(ids, scores, caps, strict=False)
+            ],
+        }
+        for q, ids, scores, caps in zip(queries, res.ids, res.scores, res.captions, strict=True)
+    ]
     if args.json:
         print(json.dumps(records, indent=2))
     else:
@@ -152,7 +204,9 @@ def classify_vocabulary_free(args: argparse.Namespace) -> int:
     from zsvl.methods.vocab_free import VocabularyFreeClassifier
 
     if not args.index:
-        raise ZsvlError("--vocabulary-free needs --index DIR (a caption index built with the model).")
+        raise ZsvlError(
+            "--vocabulary-free needs --index DIR (a caption index built with the model)."
+        )
     encoder, _ = _load_encoder(args.model, args.index, args.device)
     index = CaptionIndex.load(args.index, encoder)
     encoded = encoder.encode_images(args.paths, batch_size=args.batch_size, on_error=args.on_error)
@@ -160,10 +214,17 @@ def classify_vocabulary_free(args: argparse.Namespace) -> int:
     result = clf.predict_words(encoded.embeddings)
     sources = [encoded.sources[i] for i in encoded.indices]
     top = args.top_k
-    records = [{"source": src, "label": label, "score": float(score),
-                "candidates": [{"label": n, "score": p} for n, p in cands[:top]]}
-               for src, label, score, cands in zip(sources, result.labels, result.scores,
-                                                   result.candidates, strict=True)]
+    records = [
+        {
+            "source": src,
+            "label": label,
+            "score": float(score),
+            "candidates": [{"label": n, "score": p} for n, p in cands[:top]],
+        }
+        for src, label, score, cands in zip(
+            sources, result.labels, result.scores, result.candidates, strict=True
+        )
+    ]
     if args.json:
         skipped = [{"source": f.source, "error": f.error} for f in encoded.failures]
         print(json.dumps({"results": records, "skipped": skipped}, indent=2))

@@ -5,15 +5,33 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from zsvl.errors import ZsvlError
+from zsvl.errors import CacheError, ZsvlError
 
 __all__ = ["zsvl_home", "prompts_dir"]
 
 
 def zsvl_home() -> Path:
-    """The cache root: ``$ZSVL_HOME`` or ``~/.cache/zsvl``. Created on first use."""
-    root = Path(os.environ.get("ZSVL_HOME") or Path.home() / ".cache" / "zsvl").expanduser()
-    root.mkdir(parents=True, exist_ok=True)
+    """The cache root: ``$ZSVL_HOME`` or ``~/.cache/zsvl``. Created on first use.
+
+    Raises ``CacheError`` (one line naming the path and the fix) when the folder cannot be
+    created: the path or one of its parents is a file, or permission is denied.
+    """
+    from_env = os.environ.get("ZSVL_HOME")
+    root = Path(from_env or Path.home() / ".cache" / "zsvl").expanduser()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        where = f"ZSVL_HOME={from_env!r}" if from_env else f"the default cache folder {root}"
+        if root.exists() and not root.is_dir():
+            why = "is a file, not a folder"
+        elif isinstance(exc, (FileExistsError, NotADirectoryError)):
+            why = "lies under a file, not a folder"
+        else:
+            why = f"cannot be created ({exc.strerror or exc})"
+        raise CacheError(
+            f"zsvl's cache root {where} {why}. Set ZSVL_HOME to a writable folder (it is created "
+            f"if missing), or set ZSVL_NO_CACHE=1 to run without the embedding cache."
+        ) from exc
     return root
 
 

@@ -22,8 +22,10 @@ def _txt(path: Path, lines: list[str]) -> Path:
 
 
 def _jsonl(path: Path, caps: list[str], key: str = "caption") -> Path:
-    path.write_text("".join(json.dumps({key: c, "id": f"img{i}"}) + "\n"
-                            for i, c in enumerate(caps)), encoding="utf-8")
+    path.write_text(
+        "".join(json.dumps({key: c, "id": f"img{i}"}) + "\n" for i, c in enumerate(caps)),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -58,10 +60,14 @@ _FORMATS = [
 ]
 
 
-@pytest.mark.parametrize("maker,name,kwargs,gz", [
-    *[(*f, False) for f in _FORMATS], *[(*f, True) for f in _FORMATS],
-    (_parquet, "c.parquet", {}, False),  # Parquet compresses internally; no .parquet.gz
-])
+@pytest.mark.parametrize(
+    "maker,name,kwargs,gz",
+    [
+        *[(*f, False) for f in _FORMATS],
+        *[(*f, True) for f in _FORMATS],
+        (_parquet, "c.parquet", {}, False),  # Parquet compresses internally; no .parquet.gz
+    ],
+)
 def test_every_format_plain_and_gzip(tmp_path: Path, maker, name, kwargs, gz) -> None:
     path = maker(tmp_path / name, CAPS)
     path = _gzip(path) if gz else path
@@ -82,17 +88,34 @@ def test_blocks_carry_dense_ids_records_and_source_ids(tmp_path: Path) -> None:
 def test_bad_lines_are_counted_not_raised(tmp_path: Path, caplog) -> None:
     path = tmp_path / "bad.jsonl"
     lines = [
-        b'{"caption": "good one"}', b"", b"   ", b"{not json", b'{"other": 1}', b'{"caption": 5}',
+        b'{"caption": "good one"}',
+        b"",
+        b"   ",
+        b"{not json",
+        b'{"other": 1}',
+        b'{"caption": 5}',
         b'{"caption": "caf\xe9"}',  # latin-1 byte: not UTF-8
-        b'{"caption": "' + b"x" * 50 + b'"}', b'{"caption": "good one"}', b'["a list"]',
-        b'{"caption": null}', b'{"caption": "  "}', b'{"caption": "last"}',
+        b'{"caption": "' + b"x" * 50 + b'"}',
+        b'{"caption": "good one"}',
+        b'["a list"]',
+        b'{"caption": null}',
+        b'{"caption": "  "}',
+        b'{"caption": "last"}',
     ]
     path.write_bytes(b"\n".join(lines) + b"\n")
     corpus = CaptionCorpus(path, max_chars=40, dedupe=True)
     assert list(corpus) == ["good one", "last"]
     s = corpus.stats
-    assert (s.records, s.kept, s.empty, s.malformed, s.missing, s.undecodable, s.too_long,
-            s.duplicates) == (13, 2, 3, 3, 2, 1, 1, 1)
+    assert (
+        s.records,
+        s.kept,
+        s.empty,
+        s.malformed,
+        s.missing,
+        s.undecodable,
+        s.too_long,
+        s.duplicates,
+    ) == (13, 2, 3, 3, 2, 1, 1, 1)
     assert s.dropped == 11
     assert "kept 2 of 13 records" in caplog.text
 
@@ -150,3 +173,40 @@ def test_helpful_errors(tmp_path: Path) -> None:
     with pytest.raises(InvalidParameterError, match="no columns"):
         CaptionCorpus(_txt(tmp_path / "t.txt", ["x"]), column="caption")
     assert detect_format("a/b.TSV.gz") == "tsv"
+
+
+@pytest.mark.parametrize("ending", ["\r", "\r\n", "\n"], ids=["cr", "crlf", "lf"])
+@pytest.mark.parametrize("suffix", [".txt", ".jsonl", ".csv", ".txt.gz"])
+def test_every_line_ending_splits_into_records(tmp_path: Path, ending: str, suffix: str) -> None:
+    """Issue 11.7: a corpus with lone "\\r" line endings (old Mac) used to be one caption."""
+    if suffix == ".jsonl":
+        lines = [json.dumps({"caption": c}) for c in CAPS]
+    elif suffix == ".csv":
+        lines = ["id,text"] + [f"img{i},{c}" for i, c in enumerate(CAPS)]
+    else:
+        lines = CAPS
+    data = ending.join(lines).encode("utf-8")
+    path = tmp_path / f"corpus{suffix}"
+    path.write_bytes(gzip.compress(data) if suffix.endswith(".gz") else data)
+    corpus = CaptionCorpus(path)
+    blocks = list(corpus.iter_blocks(2))
+    assert [c for b in blocks for c in b.captions] == CAPS
+    assert np.concatenate([b.records for b in blocks]).tolist() == list(range(len(CAPS)))
+    assert corpus.stats.records == len(CAPS) and corpus.stats.dropped == 0
+
+
+def test_cr_split_across_read_chunks() -> None:
+    import io
+
+    from zsvl.data.captions import _universal_lines
+
+    data = b"one\r\ntwo\rthree\nfour\r\r\nfive"
+    for chunk in (1, 2, 3, 4, 7, 1000):
+        assert list(_universal_lines(io.BytesIO(data), chunk)) == [
+            b"one\r\n",
+            b"two\r",
+            b"three\n",
+            b"four\r",
+            b"\r\n",
+            b"five",
+        ]

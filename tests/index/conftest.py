@@ -31,8 +31,9 @@ def corpus_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def flat_index(tmp_path_factory: pytest.TempPathFactory, corpus_path: Path,
-               table_encoder: TableEncoder):
+def flat_index(
+    tmp_path_factory: pytest.TempPathFactory, corpus_path: Path, table_encoder: TableEncoder
+):
     from zsvl.index import build_index
 
     out = tmp_path_factory.mktemp("idx") / "flat"
@@ -42,4 +43,3 @@ def flat_index(tmp_path_factory: pytest.TempPathFactory, corpus_path: Path,
 @pytest.fixture
 def queries() -> np.ndarray:
     return clustered_vectors(64, DIM, seed=1, centres_seed=0)
-

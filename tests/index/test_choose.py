@@ -53,7 +53,17 @@ def test_nothing_fits_is_a_clear_error() -> None:
 
 def test_estimates_grow_with_code_size() -> None:
     n, d = 100_000, 256
-    sizes = [estimate_index_bytes(f, n, d) for f in
-             ("IVF256,Flat", "IVF256,SQ8", "OPQ32,IVF256_HNSW32,PQ32", "OPQ8,IVF256_HNSW32,PQ8")]
+    sizes = [
+        estimate_index_bytes(f, n, d)
+        for f in ("IVF256,Flat", "IVF256,SQ8", "OPQ32,IVF256_HNSW32,PQ32", "OPQ8,IVF256_HNSW32,PQ8")
+    ]
     assert sizes == sorted(sizes, reverse=True)
     assert estimate_index_bytes("Flat", n, d) == n * d * 4
+
+
+def test_lists_are_sized_for_the_vectors_left_to_train_on() -> None:
+    """20,000 vectors allow 512 lists (39 x 512 = 19,968); with 1,000 held out for tuning only
+    19,000 remain, so the auto choice drops to 256 lists."""
+    assert nlist_for(20_000) == 512
+    choice = choose_factory(20_000, 32, "1M", exact_below=1000, trainable=19_000)
+    assert "IVF256," in choice.factory

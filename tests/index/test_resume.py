@@ -20,7 +20,7 @@ from caption_fakes import TableEncoder  # noqa: E402
 
 from zsvl.errors import IndexFormatError, IndexMismatchError  # noqa: E402
 from zsvl.index import CaptionIndex, build_index  # noqa: E402
-from zsvl.index.encode import read_state  # noqa: E402
+from zsvl.index.storage import read_state  # noqa: E402
 
 FACTORY = "IVF16,Flat"
 
@@ -41,22 +41,35 @@ _KILLER = textwrap.dedent("""
 
 
 def _build_killed(corpus: Path, out: Path, kill_after: int) -> None:
-    code = _KILLER.format(tests=str(TESTS), corpus=str(corpus), out=str(out), factory=FACTORY,
-                          kill_after=kill_after)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    code = _KILLER.format(
+        tests=str(TESTS), corpus=str(corpus), out=str(out), factory=FACTORY, kill_after=kill_after
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
 
 
 def _files(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and p.name not in ("manifest.json", "build_state.json")}
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name not in ("manifest.json", "build_state.json")
+    }
 
 
 @pytest.mark.parametrize("kill_after", [0, 3])
-def test_killed_build_resumes_to_the_same_index(tmp_path: Path, corpus_path: Path,
-                                                vectors: np.ndarray, kill_after: int,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_killed_build_resumes_to_the_same_index(
+    tmp_path: Path,
+    corpus_path: Path,
+    vectors: np.ndarray,
+    kill_after: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     out = tmp_path / "killed"
     _build_killed(corpus_path, out, kill_after)
@@ -70,12 +83,17 @@ def test_killed_build_resumes_to_the_same_index(tmp_path: Path, corpus_path: Pat
     (out / "embeddings" / ".emb-00009.npy.abc.tmp").write_bytes(b"partial")
 
     enc = TableEncoder(vectors)
-    resumed = build_index(corpus_path, enc, out, factory=FACTORY, shard_size=500,
-                          tune_queries=100)
+    resumed = build_index(corpus_path, enc, out, factory=FACTORY, shard_size=500, tune_queries=100)
     assert enc.n_encoded == 3000 - 500 * (kill_after + 1)  # only the missing shards
 
-    clean = build_index(corpus_path, TableEncoder(vectors), tmp_path / "clean", factory=FACTORY,
-                        shard_size=500, tune_queries=100)
+    clean = build_index(
+        corpus_path,
+        TableEncoder(vectors),
+        tmp_path / "clean",
+        factory=FACTORY,
+        shard_size=500,
+        tune_queries=100,
+    )
     a, b = _files(out), _files(tmp_path / "clean")
     a.pop("embeddings/.emb-00009.npy.abc.tmp")
     assert a.keys() == b.keys()
@@ -95,7 +113,8 @@ def test_resume_refuses_other_settings(tmp_path: Path, corpus_path: Path, vector
     other = TableEncoder(vectors[:, :16] / np.linalg.norm(vectors[:, :16], axis=1, keepdims=True))
     with pytest.raises(IndexMismatchError, match="encoder differ"):
         build_index(corpus_path, other, out, factory=FACTORY, shard_size=500)
-    fresh = build_index(corpus_path, other, out, factory=FACTORY, shard_size=500,
-                        tune_queries=50, overwrite=True)
+    fresh = build_index(
+        corpus_path, other, out, factory=FACTORY, shard_size=500, tune_queries=50, overwrite=True
+    )
     assert fresh.dim == 16
     assert json.loads((out / "build_state.json").read_text())["encoded"]

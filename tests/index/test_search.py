@@ -21,7 +21,7 @@ from zsvl.index.tune import drop_self, exact_search, recall_at_k  # noqa: E402
 def test_batched_equals_one_query_at_a_time(flat_index: CaptionIndex, queries) -> None:
     whole = flat_index.search(queries, 7, batch_size=16)
     for i in range(0, len(queries), 9):
-        one = flat_index.search(queries[i:i + 1], 7)
+        one = flat_index.search(queries[i : i + 1], 7)
         np.testing.assert_array_equal(one.ids[0], whole.ids[i])
         assert one.captions[0] == whole.captions[i]
 
@@ -48,10 +48,19 @@ def test_k_larger_than_the_index_pads(tmp_path: Path) -> None:
 
 def test_dedupe_drops_near_duplicates_like_a_greedy_reference(tmp_path: Path) -> None:
     enc = HashEncoder(64)
-    caps = ["a red star", "red star", "a red star.", "red stars", "a red star on a table",
-            "a blue circle", "blue circle", "a green square", "red star", "a red triangle"]
-    index = build_index(write_lines(tmp_path / "c.txt", caps), enc, tmp_path / "ix",
-                        tune_queries=5)
+    caps = [
+        "a red star",
+        "red star",
+        "a red star.",
+        "red stars",
+        "a red star on a table",
+        "a blue circle",
+        "blue circle",
+        "a green square",
+        "red star",
+        "a red triangle",
+    ]
+    index = build_index(write_lines(tmp_path / "c.txt", caps), enc, tmp_path / "ix", tune_queries=5)
     q = enc.encode_texts(["a red star"])
     plain = index.search(q, k=6)
     deduped = index.search(q, k=6, dedupe=0.94)
@@ -89,10 +98,20 @@ def test_exact_search_and_recall_helpers(flat_index: CaptionIndex, vectors, quer
     # ties: a different item with the same score counts as found
     found = np.array([[5, 6]])
     assert recall_at_k(found, np.array([[1, 2]]), 2) == 0.0
-    assert recall_at_k(found, np.array([[1, 2]]), 2, found_scores=np.array([[0.9, 0.8]]),
-                       kth_scores=np.array([0.8])) == 1.0
-    assert drop_self(np.array([[3, 1, 2], [4, 5, 6]]), np.array([1, 9]), 2).tolist() == \
-        [[3, 2], [4, 5]]
+    assert (
+        recall_at_k(
+            found,
+            np.array([[1, 2]]),
+            2,
+            found_scores=np.array([[0.9, 0.8]]),
+            kth_scores=np.array([0.8]),
+        )
+        == 1.0
+    )
+    assert drop_self(np.array([[3, 1, 2], [4, 5, 6]]), np.array([1, 9]), 2).tolist() == [
+        [3, 2],
+        [4, 5],
+    ]
 
 
 def test_bad_queries(flat_index: CaptionIndex) -> None:

@@ -32,8 +32,11 @@ def test_loads_with_the_matching_encoder(copy: Path, table_encoder) -> None:
 
 
 def test_encoder_mismatch_names_both_models(copy: Path, vectors) -> None:
-    with pytest.raises(IndexMismatchError, match=r"built with .*dim 32.* query encoder is "
-                                                 r"hash-encoder\|dim=16 \(dim 16\); rebuild"):
+    with pytest.raises(
+        IndexMismatchError,
+        match=r"built with .*dim 32.* query encoder is "
+        r"hash-encoder\|dim=16 \(dim 16\); rebuild",
+    ):
         CaptionIndex.load(copy, HashEncoder(16))
     same_dim = TableEncoder(vectors, name="other")
     with pytest.raises(IndexMismatchError, match="other-encoder"):
@@ -43,8 +46,9 @@ def test_encoder_mismatch_names_both_models(copy: Path, vectors) -> None:
 def test_truncated_index_file(copy: Path, table_encoder) -> None:
     path = copy / "index.faiss"
     path.write_bytes(path.read_bytes()[:1000])
-    with pytest.raises(IndexFormatError, match="index.faiss has 1000 bytes but the manifest "
-                                               "records .* truncated"):
+    with pytest.raises(
+        IndexFormatError, match="index.faiss has 1000 bytes but the manifest records .* truncated"
+    ):
         CaptionIndex.load(copy, table_encoder)
     with pytest.raises(IndexFormatError, match="could not be read by FAISS"):
         CaptionIndex.load(copy, table_encoder, verify="none")
@@ -55,9 +59,11 @@ def test_altered_file_fails_the_checksum(copy: Path, table_encoder) -> None:
     data = bytearray(path.read_bytes())
     data[-1] ^= 0xFF
     path.write_bytes(bytes(data))
-    CaptionIndex.load(copy, table_encoder)  # same size: the cheap check passes
+    CaptionIndex.load(copy, table_encoder, verify="size")  # same size: the size check passes
     with pytest.raises(IndexFormatError, match="emb-00001.npy does not match its checksum"):
         CaptionIndex.load(copy, table_encoder, verify="checksum")
+    with pytest.raises(IndexFormatError, match="emb-00001.npy does not match its checksum"):
+        CaptionIndex.load(copy, table_encoder)  # a small index: "auto" checksums every file
 
 
 def test_metadata_count_mismatch(copy: Path, table_encoder) -> None:
@@ -73,8 +79,9 @@ def test_index_count_mismatch(copy: Path, table_encoder) -> None:
     manifest = json.loads((copy / "manifest.json").read_text())
     manifest["count"] = 2500
     (copy / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(IndexMismatchError, match="holds 3000 vectors of dim 32 but the manifest "
-                                                 "records 2500"):
+    with pytest.raises(
+        IndexMismatchError, match="holds 3000 vectors of dim 32 but the manifest records 2500"
+    ):
         CaptionIndex.load(copy, table_encoder)
 
 

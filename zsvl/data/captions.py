@@ -9,7 +9,8 @@ logged once per kind, never raised. Exact deduplication keeps one 8-byte hash pe
 
 Every kept caption gets an explicit, dense ``id`` (0, 1, 2, ... in corpus order, after cleaning
 and deduplication); ``record`` is its position among the corpus records (line number for text
-formats, row number for Parquet) so an id can always be traced back to the source.
+formats, row number for Parquet) so an id can always be traced back to the source. Text formats
+accept ``\n``, ``\r\n`` and lone ``\r`` line endings (Python's universal newlines).
 """
 
 from __future__ import annotations
@@ -31,14 +32,28 @@ import numpy as np
 
 from zsvl.errors import InvalidParameterError
 
-__all__ = ["CaptionCorpus", "CaptionBlock", "ReadStats", "FORMATS", "detect_format", "read_captions"]
+__all__ = [
+    "CaptionCorpus",
+    "CaptionBlock",
+    "ReadStats",
+    "FORMATS",
+    "detect_format",
+    "read_captions",
+]
 
 logger = logging.getLogger(__name__)
 
 FORMATS = ("txt", "jsonl", "csv", "tsv", "parquet")
 _SUFFIXES = {
-    ".txt": "txt", ".text": "txt", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
-    ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet",
+    ".txt": "txt",
+    ".text": "txt",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
 }
 _DEFAULT_COLUMNS = ("caption", "text", "sentence", "raw", "TEXT")
 _SPACE = re.compile(r"\s+")
@@ -133,7 +148,9 @@ class CaptionCorpus:
                 f"The 'format' parameter must be one of {', '.join(FORMATS)}. Got {self.format!r}."
             )
         if self.format == "txt" and (self.column or self.id_column):
-            raise InvalidParameterError("A plain text corpus has no columns; drop column/id_column.")
+            raise InvalidParameterError(
+                "A plain text corpus has no columns; drop column/id_column."
+            )
         if not isinstance(self.max_chars, int) or self.max_chars < 1:
             raise InvalidParameterError(f"max_chars must be an int >= 1. Got {self.max_chars!r}.")
 
@@ -141,9 +158,15 @@ class CaptionCorpus:
         """Everything that changes which captions come out, for manifests and resume checks."""
         stat = self.path.stat()
         return {
-            "path": str(Path(self.path).resolve()), "format": self.format, "column": self.column,
-            "id_column": self.id_column, "normalize": self.normalize, "dedupe": self.dedupe,
-            "max_chars": self.max_chars, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+            "path": str(Path(self.path).resolve()),
+            "format": self.format,
+            "column": self.column,
+            "id_column": self.id_column,
+            "normalize": self.normalize,
+            "dedupe": self.dedupe,
+            "max_chars": self.max_chars,
+            "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
         }
 
     # -- reading -------------------------------------------------------------------------
@@ -226,7 +249,7 @@ class CaptionCorpus:
                 yield from self._csv_records(lines)
 
     def _decoded_lines(self, raw: IO[bytes]) -> Iterator[tuple[int, str]]:
-        for number, line in enumerate(raw):
+        for number, line in enumerate(_universal_lines(raw)):
             self.stats.records += 1
             try:
                 text = line.decode("utf-8")
@@ -251,7 +274,11 @@ class CaptionCorpus:
                 self.stats.malformed += 1
                 continue
             column = column or _guess_column(obj.keys(), self.path)
-            yield number, obj.get(column), str(obj.get(self.id_column, "")) if self.id_column else ""
+            yield (
+                number,
+                obj.get(column),
+                str(obj.get(self.id_column, "")) if self.id_column else "",
+            )
 
     def _csv_records(self, lines: Iterator[tuple[int, str]]) -> Iterator[tuple]:
         delimiter = "\t" if self.format == "tsv" else ","
@@ -275,7 +302,9 @@ class CaptionCorpus:
         pos = header.index(column)
         id_pos = header.index(self.id_column) if self.id_column in header else None
         if self.id_column and id_pos is None:
-            raise InvalidParameterError(f"{self.path}: no id column {self.id_column!r} in {header!r}.")
+            raise InvalidParameterError(
+                f"{self.path}: no id column {self.id_column!r} in {header!r}."
+            )
         for row in reader:
             if not row or (len(row) == 1 and not row[0].strip()):
                 self.stats.empty += 1
@@ -311,9 +340,26 @@ class CaptionCorpus:
         problems = {k: v for k, v in s.as_dict().items() if k not in ("records", "kept") and v}
         if problems:
             logger.warning(
-                "%s: kept %d of %d records; dropped %s.", self.path, s.kept, s.records,
+                "%s: kept %d of %d records; dropped %s.",
+                self.path,
+                s.kept,
+                s.records,
                 ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in problems.items()),
             )
+
+
+def _universal_lines(raw: IO[bytes], chunk: int = 1 << 20) -> Iterator[bytes]:
+    """The lines of a binary stream, each with its ending, split at ``\n``, ``\r\n`` and a lone
+    ``\r`` (old Mac files), so a ``\r``-only corpus is not read as one giant caption. Reads
+    ``chunk`` bytes at a time, so memory stays bounded whatever the line endings."""
+    rest = b""
+    while block := raw.read(chunk):
+        lines = (rest + block).splitlines(keepends=True)
+        # keep back an unfinished last line, or one ending in "\r" whose "\n" may follow
+        rest = b"" if lines[-1].endswith(b"\n") else lines.pop()
+        yield from lines
+    if rest:
+        yield rest
 
 
 def _open_binary(path: Path) -> IO[bytes]:

@@ -14,15 +14,18 @@ Conversions, in order:
 - CMYK, grey (L, 1), palette and the other PIL modes go through ``.convert("RGB")``.
 - Multi-frame files (GIF, TIFF) give their first frame.
 
-Unreadable files raise ``ImageLoadError`` naming the file and the reason. PIL's decompression
-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``) is left as it is: its warning stays a warning, and
-its error becomes an ``ImageLoadError``.
+Unreadable files raise ``ImageLoadError`` naming the file and the reason; that includes broken
+symbolic links, link loops and special files (FIFO, socket, device), which are never opened.
+PIL's decompression bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``) is left as it is: its warning
+stays a warning, and its error becomes an ``ImageLoadError``.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +35,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from zsvl.data.inputs import ImageItem, check_array, describe, is_tensor
 from zsvl.errors import ImageLoadError, InvalidParameterError
 
-__all__ = ["load_image", "to_rgb", "image_load_error"]
+__all__ = ["load_image", "to_rgb", "image_load_error", "special_file_kind"]
 
 logger = logging.getLogger(__name__)
 
@@ -85,10 +88,14 @@ def load_image(item: ImageItem | str) -> Image.Image:
 def _load_file(path: Path) -> Image.Image:
     source = f"'{path}'"
     try:
-        size = path.stat().st_size
+        st = path.stat()
     except OSError as exc:
-        raise image_load_error(source, _os_reason(exc)) from exc
-    if size == 0:
+        raise image_load_error(source, _os_reason(exc, path)) from exc
+    if not stat.S_ISREG(st.st_mode):  # never open a FIFO (blocks), socket or device
+        raise image_load_error(
+            source, f"it is {special_file_kind(st.st_mode)}, not a regular file."
+        )
+    if st.st_size == 0:
         raise image_load_error(source, "the file is empty (0 bytes).")
     try:
         with Image.open(path) as opened:
@@ -104,7 +111,7 @@ def _load_file(path: Path) -> Image.Image:
         reason = "not a recognised image format (the file is corrupt or not an image)."
         raise image_load_error(source, reason) from exc
     except OSError as exc:
-        raise image_load_error(source, _os_reason(exc)) from exc
+        raise image_load_error(source, _os_reason(exc, path)) from exc
     except Exception as exc:  # noqa: BLE001 - PIL plugins raise many types on corrupt data
         reason = f"the file is corrupt ({type(exc).__name__}: {exc})."
         raise image_load_error(source, reason) from exc
@@ -121,9 +128,25 @@ def _load_pil(image: Image.Image) -> Image.Image:
     return to_rgb(_exif_transposed(image, source))
 
 
-def _os_reason(exc: OSError) -> str:
+def special_file_kind(mode: int) -> str:
+    """A few words naming a non-regular file type, e.g. ``"a FIFO (named pipe)"``."""
+    kinds = (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    )
+    return next((name for test, name in kinds if test(mode)), "a special file")
+
+
+def _os_reason(exc: OSError, path: Path | None = None) -> str:
     if isinstance(exc, FileNotFoundError):
+        if path is not None and path.is_symlink():
+            return "it is a broken symbolic link (its target does not exist)."
         return "the file does not exist."
+    if exc.errno == errno.ELOOP:
+        return "it is a symbolic link loop (the link points back to itself)."
     if isinstance(exc, PermissionError):
         return "permission denied; check the file's read permissions."
     if isinstance(exc, IsADirectoryError):

@@ -125,7 +125,10 @@ def _expand_path(path: Path, position: int) -> list[ImageItem]:
                 "the images, or pass the files themselves."
             )
         return list(files)
-    if path.exists():
+    if path.exists() or path.is_symlink():
+        # a dangling link or a link loop is kept as an item: decoding reports it as a failure
+        # (skipped with on_error="skip") like any other unreadable file, instead of failing a
+        # whole folder run when a list of scanned files is expanded a second time.
         return [path]
     raise InvalidParameterError(
         f"Image path '{path}' (input #{position}) does not exist. Check the spelling and the "

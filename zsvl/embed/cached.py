@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +22,7 @@ import numpy as np
 
 from zsvl.embed.keys import image_key, text_key
 from zsvl.embed.store import EmbeddingStore
-from zsvl.errors import CacheError, InvalidParameterError
+from zsvl.errors import CacheError, ImageLoadError, InvalidParameterError
 from zsvl.models.base import EncodedImages, Encoder, ImageFailure, OnError
 
 __all__ = ["CachedEncoder", "CacheStats", "cache_disabled_by_env"]
@@ -116,6 +117,7 @@ class CachedEncoder:
                 f"encode_texts takes a sequence of str; got one str {texts!r:.60}. "
                 f"Pass [text] to encode a single text."
             )
+        _check_batch_size(batch_size)
         texts = list(texts)
         if not self.enabled:
             return self.inner.encode_texts(texts, batch_size=batch_size)
@@ -148,6 +150,7 @@ class CachedEncoder:
         """
         if on_error not in ("raise", "skip"):
             raise InvalidParameterError(f"on_error must be 'raise' or 'skip'. Got {on_error!r}.")
+        _check_batch_size(batch_size)
         if not self.enabled:
             return self.inner.encode_images(images, batch_size=batch_size, on_error=on_error)
         from zsvl.data.images import describe, expand_inputs
@@ -167,7 +170,10 @@ class CachedEncoder:
         failures: list[ImageFailure] = []
         if groups:
             todo = [items[positions[0]] for positions in groups.values()]
-            result = self.inner.encode_images(todo, batch_size=batch_size, on_error=on_error)
+            try:
+                result = self.inner.encode_images(todo, batch_size=batch_size, on_error=on_error)
+            except ImageLoadError as exc:  # name the input by the caller's position, not ours
+                raise _renumbered(exc, [positions[0] for positions in groups.values()]) from exc
             _check_inner(result, len(todo), self.embed_dim)
             names, members = list(groups), list(groups.values())
             rows = list(zip(np.asarray(result.indices).tolist(), result.embeddings, strict=True))
@@ -189,6 +195,30 @@ class CachedEncoder:
         self.stats.hits += hits
         self.stats.misses += len(found) - hits
         self.stats.computed += n_computed
+
+
+def _renumbered(exc: ImageLoadError, positions: list[int]) -> ImageLoadError:
+    """``exc`` with "(input #k)" of the inner call's list turned into the caller's position."""
+    from zsvl.data.decode import image_load_error
+
+    source, reason = getattr(exc, "source", None), getattr(exc, "reason", None)
+    match = re.fullmatch(r"(.*) \(input #(\d+)\)", source or "")
+    if match is None or reason is None or int(match.group(2)) >= len(positions):
+        return exc
+    return image_load_error(f"{match.group(1)} (input #{positions[int(match.group(2))]})", reason)
+
+
+def _check_batch_size(batch_size: Any) -> None:
+    """Refuse a bad batch size up front, even when every input is cached and no batch is run."""
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, (int, np.integer))
+        or batch_size < 1
+    ):
+        raise InvalidParameterError(
+            f"The 'batch_size' must be an int >= 1 (inputs encoded per forward pass). "
+            f"Got {batch_size!r}."
+        )
 
 
 def _group_misses(keys: Sequence[str | None], found: np.ndarray) -> dict[str, list[int]]:

@@ -7,7 +7,7 @@ embedding:
   entries can never be served for a new meaning;
 - the kind of input (``text``, ``file``, ``array``, ``tensor``, ``pil``);
 - the encoder fingerprint (model, weights, preprocessing, precision);
-- the content: the exact text; for a file its resolved path, size, ``mtime_ns`` and the BLAKE2b
+- the content: the exact text; for a file its resolved path, size, ``mtime_ns`` and the SHA-256
   hash of its bytes; for an array or tensor its dtype, shape and raw bytes; for a PIL image its
   mode, size, palette and raw pixel bytes.
 
@@ -19,19 +19,19 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from zsvl._hashing import sha256_file
 from zsvl.errors import InvalidParameterError
 
-__all__ = ["KEY_VERSION", "text_key", "image_key", "file_digest"]
+__all__ = ["KEY_VERSION", "text_key", "image_key"]
 
-KEY_VERSION = "zsvl-embed-key/1"
-
-_CHUNK = 1 << 20  # bytes read at a time when hashing a file
+KEY_VERSION = "zsvl-embed-key/2"  # /2: file content hashed with SHA-256 (zsvl._hashing)
 
 
 def _digest(*fields: bytes | str) -> str:
@@ -57,25 +57,19 @@ def text_key(fingerprint: str, text: str) -> str:
     return _digest(KEY_VERSION, "text", fingerprint, text)
 
 
-def file_digest(path: str | os.PathLike[str]) -> str:
-    """Hex BLAKE2b-256 of the bytes of the file at ``path`` (read in 1 MiB chunks)."""
-    h = hashlib.blake2b(digest_size=32)
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def image_key(fingerprint: str, item: Any) -> str:
     """The cache key of one image ``item`` embedded by the encoder with ``fingerprint``.
 
     ``item`` is one element of ``zsvl.data.images.expand_inputs``: a file path, a PIL image, a
-    numpy array or a torch tensor. Raises ``OSError`` when a file cannot be read (the caller
-    treats such an item as uncacheable) and ``InvalidParameterError`` for an unknown type.
+    numpy array or a torch tensor. Raises ``OSError`` when a file cannot be read or is not a
+    regular file (the caller treats such an item as uncacheable and lets decoding report it)
+    and ``InvalidParameterError`` for an unknown type.
     """
     if isinstance(item, (str, os.PathLike)):
-        path = Path(item).resolve()
-        st = path.stat()
+        st = os.stat(item)  # OSError for a missing file, a dangling link or a link loop
+        if not stat.S_ISREG(st.st_mode):  # a FIFO named .jpg must never be opened (it blocks)
+            raise OSError(f"{os.fspath(item)} is not a regular file")
+        path = Path(os.path.realpath(item))
         return _digest(
             KEY_VERSION,
             "file",
@@ -83,7 +77,7 @@ def image_key(fingerprint: str, item: Any) -> str:
             str(path),
             str(st.st_size),
             str(st.st_mtime_ns),
-            file_digest(path),
+            sha256_file(path),
         )
     if isinstance(item, np.ndarray):
         arr = np.ascontiguousarray(item)

@@ -15,9 +15,11 @@ hand-rolled shard files because it already gives what a shared cache needs:
 
 What SQLite does not do is notice silently flipped bytes, so each entry carries its own
 BLAKE2b-128 checksum of ``key + vector bytes``; a mismatch is logged, the row deleted and
-reported as a miss (the caller recomputes and rewrites it). A file that SQLite itself finds
-corrupt (not a database, malformed pages) is moved aside to ``*.corrupt-<time>-<pid>-<id>``
-with a warning and a fresh database is started, so the cache keeps working. Deleting one model's
+reported as a miss (the caller recomputes and rewrites it). Any other failure to open or read
+the file that is not the machine's fault (locked, read-only, full disk, I/O error) means the
+file is damaged: not a database, malformed pages, a mangled schema or meta table, text that is
+not UTF-8. Such a file is moved aside to ``*.corrupt-<time>-<pid>-<id>`` with a warning naming
+it, and a fresh database is started, so the cache keeps working. Deleting one model's
 entries is deleting its file (``EmbeddingStore.delete``).
 """
 
@@ -37,6 +39,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from zsvl.embed import _sql
 from zsvl.errors import CacheError, InvalidParameterError
 from zsvl.paths import zsvl_home
 
@@ -48,10 +51,7 @@ T = TypeVar("T")
 
 _SCHEMA_VERSION = "1"
 _SQLITE_HEADER = b"SQLite format 3\x00"
-_CHUNK = 500  # keys per SELECT ... IN (...), below every SQLite variable limit
 _BUSY_TIMEOUT_MS = 60_000  # how long a writer waits for another process's transaction
-_CORRUPT_CODES = {"SQLITE_CORRUPT", "SQLITE_NOTADB"}
-_CORRUPT_WORDS = ("malformed", "not a database", "corrupt")
 _PAGE_SIZE = 16384  # bytes per database page for new files
 _DTYPE = np.dtype("<f4")  # vectors are stored as little-endian float32 whatever the host
 
@@ -68,25 +68,11 @@ def store_path(fingerprint: str, root: str | os.PathLike[str] | None = None) -> 
     return base / f"{slug}-{digest}.sqlite"
 
 
-def _checksum(key: str, blob: bytes) -> bytes:
-    return hashlib.blake2b(key.encode("utf-8") + b"\0" + blob, digest_size=16).digest()
-
-
 def _inode(path: Path) -> int | None:
     try:
         return path.stat().st_ino
     except FileNotFoundError:
         return None
-
-
-def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
-    """True for errors that mean the file is damaged (not for 'database is locked' and such)."""
-    name = getattr(exc, "sqlite_errorname", "")
-    if name in _CORRUPT_CODES:
-        return True
-    if name:  # a known code that is not corruption: busy, locked, I/O, full disk...
-        return False
-    return any(word in str(exc).lower() for word in _CORRUPT_WORDS)
 
 
 class EmbeddingStore:
@@ -141,14 +127,20 @@ class EmbeddingStore:
         out = np.zeros((len(keys), self.dim), dtype=np.float32)
         if not keys:
             return found, out
-        rows = self._run(lambda conn: self._select(conn, keys), default=[])
+        rows = self._run(lambda conn: _sql.select(conn, keys), default=[])
         positions: dict[str, list[int]] = {}
         for i, key in enumerate(keys):
             positions.setdefault(key, []).append(i)
-        bad: list[tuple[str, bytes]] = []
+        bad: list[tuple[Any, Any]] = []
         for key, blob, checksum in rows:
-            blob = bytes(blob)
-            if len(blob) != self.dim * 4 or _checksum(key, blob) != bytes(checksum):
+            if not (
+                isinstance(key, str)
+                and key in positions
+                and isinstance(blob, bytes)
+                and isinstance(checksum, bytes)
+                and len(blob) == self.dim * 4
+                and _sql.checksum(key, blob) == checksum
+            ):  # a damaged row: wrong types (flipped record header), wrong key, length or sum
                 bad.append((key, checksum))
                 continue
             vec = np.frombuffer(blob, dtype=_DTYPE)
@@ -164,7 +156,7 @@ class EmbeddingStore:
                 self.path,
                 bad[0][0],
             )
-            self._run(lambda conn: self._delete(conn, bad), default=None)
+            self._run(lambda conn: _sql.delete_checked(conn, bad), default=None)
         return found, out
 
     def put_many(self, keys: Sequence[str], vectors: np.ndarray) -> None:
@@ -185,8 +177,8 @@ class EmbeddingStore:
         rows = []
         for key, row in zip(keys, data, strict=True):
             blob = row.tobytes()
-            rows.append((key, blob, _checksum(key, blob)))
-        self._run(lambda conn: self._insert(conn, rows), default=None, retry_fresh=True)
+            rows.append((key, blob, _sql.checksum(key, blob)))
+        self._run(lambda conn: _sql.insert_checked(conn, rows), default=None, retry_fresh=True)
 
     def __len__(self) -> int:
         """Number of entries stored (including any not yet checked)."""
@@ -278,12 +270,25 @@ class EmbeddingStore:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        found = str(have.get("schema", ""))
+        if found.isdigit() and int(found) > int(_SCHEMA_VERSION):
+            raise CacheError(
+                f"The embedding store {self.path} was written by a newer zsvl (store schema "
+                f"{found}, this zsvl reads {_SCHEMA_VERSION}). Upgrade zsvl, or set ZSVL_HOME to "
+                f"another folder to keep both."
+            )
+        stored_dim = str(have.get("dim", ""))
+        if stored_dim.isdigit() and stored_dim != wanted["dim"] and stored_dim != "0":
+            raise CacheError(
+                f"The embedding store {self.path} was written for dim={stored_dim!r}, but this "
+                f"encoder has dim={wanted['dim']!r} under the same fingerprint. The fingerprint "
+                f"must cover everything that changes the embeddings; delete the file to start "
+                f"afresh."
+            )
         for name, value in wanted.items():
-            if have.get(name) != value:
-                raise CacheError(
-                    f"The embedding store {self.path} was written for {name}={have.get(name)!r}, "
-                    f"but this encoder has {name}={value!r}. The fingerprint must cover "
-                    f"everything that changes the embeddings; delete the file to start afresh."
+            if have.get(name) != value:  # the file name hashes the fingerprint: the meta is damaged
+                raise _sql.DamagedStore(
+                    f"its meta table says {name}={have.get(name)!r} where {value!r} was expected"
                 )
 
     def _quarantine(self, why: str) -> None:
@@ -329,49 +334,14 @@ class EmbeddingStore:
         with self._lock:
             try:
                 return op(self._connection())
-            except sqlite3.DatabaseError as exc:
-                if not _is_corruption(exc):
+            except (sqlite3.DatabaseError, UnicodeDecodeError, _sql.DamagedStore) as exc:
+                if not isinstance(exc, _sql.DamagedStore) and not _sql.is_corruption(exc):
                     raise CacheError(
                         f"The embedding cache {self.path} could not be used: {exc}. Check that "
                         f"the folder is writable and the disk not full, set ZSVL_HOME to "
                         f"another folder, or set ZSVL_NO_CACHE=1 to run without the cache."
                     ) from exc
-                self._quarantine(str(exc))
+                self._quarantine(f"{type(exc).__name__}: {exc}")
             if not retry_fresh:
                 return default
             return op(self._connection())
-
-    # -- SQL ------------------------------------------------------------------------------
-
-    @staticmethod
-    def _select(conn: sqlite3.Connection, keys: list[str]) -> list[tuple]:
-        unique = list(dict.fromkeys(keys))
-        rows: list[tuple] = []
-        for start in range(0, len(unique), _CHUNK):
-            chunk = unique[start : start + _CHUNK]
-            marks = ",".join("?" * len(chunk))
-            rows += conn.execute(
-                f"SELECT key, vec, checksum FROM entries WHERE key IN ({marks})", chunk
-            ).fetchall()
-        return rows
-
-    @staticmethod
-    def _transaction(conn: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        """``executemany(sql, rows)`` in one write transaction, rolled back on any error."""
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.executemany(sql, rows)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-
-    @classmethod
-    def _insert(cls, conn: sqlite3.Connection, rows: list[tuple[str, bytes, bytes]]) -> None:
-        cls._transaction(conn, "INSERT OR REPLACE INTO entries VALUES (?, ?, ?)", rows)
-
-    @classmethod
-    def _delete(cls, conn: sqlite3.Connection, bad: list[tuple[str, bytes]]) -> None:
-        """Delete rows that failed their checksum, unless another process already rewrote them."""
-        cls._transaction(conn, "DELETE FROM entries WHERE key = ? AND checksum = ?", bad)

@@ -12,7 +12,7 @@ from zsvl._lazy import lazy_exports
 
 __all__ = [
     "CaptionIndex",
-    "SearchResult",
+    "CaptionHits",
     "build_index",
     "build_from_shards",
     "choose_factory",
@@ -22,7 +22,7 @@ __all__ = [
 
 _LAZY = {
     "CaptionIndex": "zsvl.index.search",
-    "SearchResult": "zsvl.index.search",
+    "CaptionHits": "zsvl.index.search",
     "build_index": "zsvl.index.build",
     "build_from_shards": "zsvl.index.build",
     "choose_factory": "zsvl.index.choose",
@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from zsvl.index.build import build_from_shards, build_index
     from zsvl.index.choose import choose_factory
     from zsvl.index.recipe import index_info, load_index
-    from zsvl.index.search import CaptionIndex, SearchResult
+    from zsvl.index.search import CaptionHits, CaptionIndex
 
 
 __getattr__, __dir__ = lazy_exports("zsvl.index", globals(), _LAZY, __all__)

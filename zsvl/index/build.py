@@ -4,6 +4,12 @@
 shards already in ``<out>/embeddings`` (from :func:`zsvl.index.encode.encode_to_shards` or written
 directly with :func:`zsvl.index.shards.write_shard` and a build state). Stage 2 is deterministic
 given the shards and ``seed``, so a resumed build produces the same index as an uninterrupted one.
+
+Stage 2 owns the whole FAISS life of the index: everything it needs to know about the index
+(list count, whether it takes explicit ids) is read from the CPU index *before* it moves to a
+GPU, since ``faiss.extract_index_ivf`` only knows CPU classes. The tuning queries are held out:
+left out of the training sample and of the index while tuning (then added), so the recall
+recorded in the manifest is what fresh queries from the corpus's distribution get.
 """
 
 from __future__ import annotations
@@ -17,19 +23,28 @@ from typing import Any
 
 import numpy as np
 
-from zsvl._atomic import atomic_path
 from zsvl._version import __version__
 from zsvl.data.captions import CaptionCorpus
 from zsvl.errors import IndexFormatError, IndexMismatchError, InvalidParameterError
 from zsvl.index import storage
-from zsvl.index.choose import MIN_POINTS_PER_CENTROID, choose_factory, parse_memory
-from zsvl.index.encode import encode_to_shards, read_state
+from zsvl.index.backend import import_faiss
+from zsvl.index.choose import choose_factory, parse_memory
+from zsvl.index.encode import encode_to_shards
 from zsvl.index.gpu import to_cpu, to_gpu
 from zsvl.index.search import CaptionIndex
-from zsvl.index.shards import ShardInfo, ShardSet, atomic_write_json
+from zsvl.index.shards import ShardInfo, ShardSet
+from zsvl.index.train import (
+    DEFAULT_TRAIN_MEMORY,
+    Plan,
+    held_out_count,
+    held_out_ids,
+    plan_for,
+    reserve_lists,
+    train_sample,
+)
 from zsvl.index.tune import drop_self, exact_search, tune_search_params
 
-__all__ = ["build_index", "build_from_shards", "DEFAULT_MAX_MEMORY"]
+__all__ = ["build_index", "build_from_shards", "DEFAULT_MAX_MEMORY", "DEFAULT_TRAIN_MEMORY"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +69,7 @@ def build_index(
     use_gpu: bool | None = None,
     on_shard: Callable[[ShardInfo], None] | None = None,
     model: str | None = None,
+    train_memory: str | int | None = DEFAULT_TRAIN_MEMORY,
 ) -> CaptionIndex:
     """Encode ``corpus`` with ``encoder`` and build a searchable index directory at ``out``.
 
@@ -61,28 +77,36 @@ def build_index(
     factory : "auto" (see :mod:`zsvl.index.choose`) or a FAISS factory string ("Flat",
         "IVF1024,Flat", "OPQ32,IVF4096_HNSW32,PQ32", "HNSW32", ...). The metric is inner product.
     max_memory : budget for the filled index ("4G", "512M", bytes, or None for none).
+    train_memory : budget for the transient training sample (float32 vectors plus one
+        transformed copy), separate from ``max_memory``. The sample aims for 64 vectors per IVF
+        list and needs at least 39 (FAISS's minimum). "auto": 2 GiB, raised to that minimum
+        when needed; an explicit budget below the minimum is an error; None: no budget.
     target_recall, k : ``nprobe``/``efSearch`` are tuned until recall@k against exact search on
         ``tune_queries`` held-out queries reaches ``target_recall``: a number of stored vectors
-        drawn at random (their own id excluded), or query embeddings (q, dim) of the kind the
-        index will serve (image embeddings for image-to-text search sit across the modality gap
-        and may need a larger nprobe than text queries).
+        drawn at random and kept out of training and (for IVF indexes) out of the index while
+        tuning, or query embeddings (q, dim) of the kind the index will serve (image embeddings
+        for image-to-text search sit across the modality gap and may need a larger nprobe).
     shard_size : captions per float16 shard (the unit of resumption).
     resume : continue an unfinished build in ``out``; overwrite : discard what ``out`` holds.
+    use_gpu : train and fill on GPUs when FAISS has them (None: when available).
     model : the model spec recorded in the manifest for reloading the encoder ("toy").
     Returns the loaded :class:`CaptionIndex`. An existing complete index built with the same
     settings is returned as is.
     """
     out = Path(out)
+    import_faiss()  # fail before encoding anything when FAISS is missing
     if not isinstance(corpus, CaptionCorpus):
         corpus = CaptionCorpus(corpus)
-    options = _options(factory, max_memory, target_recall, k, seed, tune_queries)
+    options = _options(factory, max_memory, target_recall, k, seed, tune_queries, train_memory)
     if (out / storage.MANIFEST).exists():
         if not overwrite:
             existing = storage.read_manifest(out)
-            differ = [name for name, old, new in (
+            pairs = (
                 ("options", existing["build"]["options"], options),
                 ("corpus", existing["build"].get("corpus"), corpus.settings()),
-                ("encoder", existing["encoder"]["fingerprint"], encoder.fingerprint)) if old != new]
+                ("encoder", existing["encoder"]["fingerprint"], encoder.fingerprint),
+            )
+            differ = [name for name, old, new in pairs if old != new]
             if not differ:
                 logger.info("%s is already built with these settings; loading it.", out)
                 return CaptionIndex.load(out, encoder)
@@ -93,24 +117,54 @@ def build_index(
             )
         (out / storage.MANIFEST).unlink()
     if overwrite:
-        (out / "build_state.json").unlink(missing_ok=True)
-    encode_to_shards(corpus, encoder, out, shard_size=shard_size, batch_size=batch_size,
-                     resume=resume and not overwrite, on_shard=on_shard, model=model)
-    build_from_shards(out, factory=factory, max_memory=max_memory, target_recall=target_recall,
-                      k=k, seed=seed, tune_queries=tune_queries, use_gpu=use_gpu)
+        (out / storage.STATE_FILE).unlink(missing_ok=True)
+    encode_to_shards(
+        corpus,
+        encoder,
+        out,
+        shard_size=shard_size,
+        batch_size=batch_size,
+        resume=resume and not overwrite,
+        on_shard=on_shard,
+        model=model,
+    )
+    build_from_shards(
+        out,
+        factory=factory,
+        max_memory=max_memory,
+        target_recall=target_recall,
+        k=k,
+        seed=seed,
+        tune_queries=tune_queries,
+        use_gpu=use_gpu,
+        train_memory=train_memory,
+    )
     return CaptionIndex.load(out, encoder)
 
 
-def _options(factory: str, max_memory: Any, target_recall: float, k: int, seed: int,
-             tune_queries: Any) -> dict[str, Any]:
+def _options(
+    factory: str,
+    max_memory: Any,
+    target_recall: float,
+    k: int,
+    seed: int,
+    tune_queries: Any,
+    train_memory: Any,
+) -> dict[str, Any]:
     if not 0 < target_recall <= 1:
         raise InvalidParameterError(f"target_recall must be in (0, 1]. Got {target_recall!r}.")
     if not isinstance(k, int) or k < 1:
         raise InvalidParameterError(f"k must be an int >= 1. Got {k!r}.")
-    return {"factory": factory, "max_memory": parse_memory(max_memory),
-            "target_recall": target_recall, "k": k, "seed": seed,
-            "tune_queries": tune_queries if np.isscalar(tune_queries) else
-            f"{len(tune_queries)} given queries"}
+    given = not np.isscalar(tune_queries)
+    return {
+        "factory": factory,
+        "max_memory": parse_memory(max_memory),
+        "train_memory": "auto" if train_memory == "auto" else parse_memory(train_memory),
+        "target_recall": target_recall,
+        "k": k,
+        "seed": seed,
+        "tune_queries": f"{len(tune_queries)} given queries" if given else tune_queries,
+    }
 
 
 def build_from_shards(
@@ -123,54 +177,83 @@ def build_from_shards(
     seed: int = 0,
     tune_queries: int | np.ndarray = 1000,
     use_gpu: bool | None = None,
+    train_memory: str | int | None = DEFAULT_TRAIN_MEMORY,
 ) -> dict[str, Any]:
     """Stage 2: build, tune and write the index from the complete shards in ``out``.
 
     Writes ``index.faiss``, ``metadata.parquet`` and, last, ``manifest.json``; returns the manifest.
     """
     out = Path(out)
-    state = read_state(out)
+    state = storage.read_state(out)
     if state is None or not state.get("encoded"):
-        raise IndexFormatError(f"{out} has no complete set of embedding shards; encode the corpus "
-                               f"first (build_index does both stages).")
-    options = _options(factory, max_memory, target_recall, k, seed, tune_queries)
-    budget = options["max_memory"]
+        raise IndexFormatError(
+            f"{out} has no complete set of embedding shards; encode the corpus first "
+            f"(build_index does both stages)."
+        )
+    options = _options(factory, max_memory, target_recall, k, seed, tune_queries, train_memory)
     dim = int(state["settings"]["encoder"]["embed_dim"])
     shards = ShardSet(out / storage.EMBEDDINGS_DIR, [ShardInfo(**s) for s in state["shards"]], dim)
     n = shards.count
     if not shards.contiguous:
-        raise IndexFormatError(f"{out}: shard ids are not dense and in order; rebuild from scratch.")
-    if factory == "auto":
-        choice = choose_factory(n, dim, budget)
+        raise IndexFormatError(
+            f"{out}: shard ids are not dense and in order; rebuild from scratch."
+        )
+    n_held = held_out_count(n, k, tune_queries)
+    if factory == "auto":  # IVF lists sized for the vectors left to train on
+        choice = choose_factory(n, dim, options["max_memory"], trainable=n - n_held)
         factory_str, reason = choice.factory, choice.reason
     else:
         factory_str, reason = factory, "given by the user"
     logger.info("Index for %d x %d vectors: %s (%s).", n, dim, factory_str, reason)
     timings: dict[str, float] = {"encode_s": float(state.get("encode_seconds", 0.0))}
-    chunk_rows = _chunk_rows(dim, budget)
-    index, on_gpu = _new_index(factory_str, dim, use_gpu)
+    chunk_rows = _chunk_rows(dim, options["max_memory"])
+    cpu_index = _new_index(factory_str, dim)
+    plan = plan_for(cpu_index)
     rng = np.random.default_rng(seed)
+    held = held_out_ids(n, n_held, rng)
+    index, on_gpu = to_gpu(cpu_index, use_gpu)
     t = time.perf_counter()
-    if not index.is_trained:
-        sample = shards.gather(_train_sample(index, n, dim, budget, rng))
+    train_info: dict[str, Any] = {"points": 0}
+    if not cpu_index.is_trained:
+        ids, train_info = train_sample(plan, n, dim, options["train_memory"], held, rng)
+        sample = shards.gather(ids)
         index.train(sample)
-        _reserve_lists(index, sample, n)
+        if not on_gpu:
+            reserve_lists(index, sample, n)
         del sample
     timings["train_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    _fill(index, shards, chunk_rows)
+    _fill(index, shards, chunk_rows, plan, held if plan.with_ids else None)
     index = to_cpu(index, on_gpu)
     timings["add_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    tuning = _tune(index, shards, n, rng, k=k, target_recall=target_recall, count=tune_queries,
-                   chunk_rows=chunk_rows)
+    tuning = _tune(index, shards, plan, held, tune_queries, k, target_recall, chunk_rows)
     timings["tune_s"] = time.perf_counter() - t
-    manifest = _write_outputs(out, index, shards, state, dict(
-        factory=factory_str, reason=reason, tuning=tuning, options=options, timings=timings,
-        gpu=on_gpu,
-    ))
-    logger.info("Built %s: %d vectors, recall@%d %.3f with %r.", out, n, k,
-                tuning["recall"], tuning["params"])
+    settings = state["settings"]
+    fields = {
+        "zsvl_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "encoder": {**settings["encoder"], "spec": state.get("model")},
+        "factory": factory_str,
+        "search_params": tuning["params"],
+        "tuning": tuning,
+        "build": {
+            "options": options,
+            "choice_reason": reason,
+            "corpus": settings["corpus"],
+            "shard_size": settings["shard_size"],
+            "gpu": on_gpu,
+            "train": train_info,
+            "faiss_version": import_faiss().__version__,
+        },
+        "corpus_stats": state.get("corpus_stats"),
+        "timings": timings,
+    }
+    manifest = storage.write_index_files(out, index, shards, fields)
+    logger.info(
+        "Built %s: %d vectors, recall@%d %.3f with %r (measured on %d %s).",
+        out, n, k, tuning["recall"], tuning["params"], tuning["queries"], tuning["query_source"],
+    )  # fmt: skip
     return manifest
 
 
@@ -181,9 +264,9 @@ def _chunk_rows(dim: int, budget: int | None) -> int:
     return int(max(1024, min(65536, budget // 16 // (4 * dim))))
 
 
-def _new_index(factory: str, dim: int, use_gpu: bool | None) -> tuple[Any, bool]:
-    import faiss
-
+def _new_index(factory: str, dim: int) -> Any:
+    """An empty CPU index from a factory string (inner product), polysemous training off."""
+    faiss = import_faiss()
     try:
         index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
     except RuntimeError as exc:
@@ -191,150 +274,80 @@ def _new_index(factory: str, dim: int, use_gpu: bool | None) -> tuple[Any, bool]
             f"FAISS cannot build the factory string {factory!r} ({str(exc).splitlines()[0][:160]})."
             f" Examples: 'Flat', 'IVF1024,Flat', 'IVF4096,SQ8', 'OPQ32,IVF4096_HNSW32,PQ32'."
         ) from exc
-    _no_polysemous(index)
-    return to_gpu(index, use_gpu)
-
-
-def _no_polysemous(index: Any) -> None:
-    """index_factory turns on polysemous training for PQ codes; zsvl never searches by Hamming
-    distance, and that training costs minutes, so it is switched off."""
-    import faiss
-
+    # index_factory turns on polysemous training for PQ codes; zsvl never searches by Hamming
+    # distance, and that training costs minutes, so it is switched off.
     inner = faiss.downcast_index(index)
     if isinstance(inner, faiss.IndexPreTransform):
         inner = faiss.downcast_index(inner.index)
     if hasattr(inner, "do_polysemous_training"):
         inner.do_polysemous_training = False
+    return index
 
 
-def _train_sample(index: Any, n: int, dim: int, budget: int | None, rng: np.random.Generator
-                  ) -> np.ndarray:
-    """Sorted random ids to train on: 64 per IVF list (at least 10k for PQ), capped by n and by a
-    fifth of the memory budget (training may hold a second copy, e.g. SQ residuals)."""
-    import faiss
-
-    try:
-        nlist = faiss.extract_index_ivf(index).nlist
-    except RuntimeError:
-        nlist = 1
-    want = max(64 * nlist, 256 * MIN_POINTS_PER_CENTROID)
-    cap = n if budget is None else max(1, budget // 5 // (4 * dim))
-    size = int(min(n, want, cap))
-    if size < MIN_POINTS_PER_CENTROID * nlist:
-        logger.warning("Training %d lists on %d vectors (%d per list); more memory would allow "
-                       "a better quantiser.", nlist, size, size // max(1, nlist))
-    return np.sort(rng.choice(n, size=size, replace=False))
-
-
-def _reserve_lists(index: Any, sample: np.ndarray, n: int) -> None:
-    """Reserve each inverted list's capacity from the training sample's list sizes (+10%), so the
-    lists do not grow by doubling while filling (which can transiently double their memory)."""
-    import faiss
-
-    try:
-        ivf = faiss.extract_index_ivf(index)
-        lists = faiss.downcast_InvertedLists(ivf.invlists)
-    except (RuntimeError, AttributeError):
-        return
-    if not isinstance(lists, faiss.ArrayInvertedLists):
-        return
-    x = sample
-    outer = faiss.downcast_index(index)
-    if isinstance(outer, faiss.IndexPreTransform):
-        for i in range(outer.chain.size()):
-            x = outer.chain.at(i).apply_py(x)
-    _, assign = ivf.quantizer.search(np.ascontiguousarray(x, dtype=np.float32), 1)
-    expected = np.bincount(assign.ravel(), minlength=ivf.nlist) * (1.1 * n / len(x))
-    for list_no, size in enumerate(expected.astype(np.int64)):
-        lists.resize(list_no, int(size))  # std::vector keeps its capacity when shrunk back
-        lists.resize(list_no, 0)
-
-
-def _fill(index: Any, shards: ShardSet, chunk_rows: int) -> None:
-    """Add every stored vector with its explicit id (positional ids for non-IVF indexes)."""
-    import faiss
-
-    try:
-        faiss.extract_index_ivf(index)
-        with_ids = True
-    except RuntimeError:
-        with_ids = False
+def _fill(
+    index: Any, shards: ShardSet, chunk_rows: int, plan: Plan, skip: np.ndarray | None
+) -> None:
+    """Add every stored vector but the ``skip`` ids: with explicit ids for IVF indexes, in id
+    order (positional ids) for the others."""
     for ids, chunk in shards.iter_chunks(chunk_rows):
-        if with_ids:
-            index.add_with_ids(chunk, ids)
+        if plan.with_ids:
+            if skip is not None and len(skip):
+                keep = ~np.isin(ids, skip, assume_unique=True)
+                ids, chunk = ids[keep], chunk[keep]
+            if len(ids):
+                index.add_with_ids(np.ascontiguousarray(chunk), np.ascontiguousarray(ids))
         else:
             if ids[0] != index.ntotal:
-                raise IndexFormatError("Shard ids are not dense; a positional index cannot hold them.")
+                raise IndexFormatError(
+                    "Shard ids are not dense; a positional index cannot hold them."
+                )
             index.add(chunk)
 
 
-def _tune(index: Any, shards: ShardSet, n: int, rng: np.random.Generator, *, k: int,
-          target_recall: float, count: int | np.ndarray, chunk_rows: int) -> dict[str, Any]:
-    """Tune on ``count`` random stored vectors as queries (their own id removed from results),
-    or on the given query embeddings (q, dim), e.g. images for an image-to-text index."""
-    if not np.isscalar(count):
-        queries = np.ascontiguousarray(count, dtype=np.float32)
+def _tune(
+    index: Any,
+    shards: ShardSet,
+    plan: Plan,
+    held: np.ndarray,
+    given: int | np.ndarray,
+    k: int,
+    target_recall: float,
+    chunk_rows: int,
+) -> dict[str, Any]:
+    """Tune the filled CPU index; returns the tuning record for the manifest.
+
+    Given query embeddings (q, dim) are used as they are. Otherwise the held-out stored vectors
+    are the queries: for IVF indexes they are not in the index while tuning (their exact
+    neighbours are searched among the other vectors) and are added afterwards; a positional
+    index (HNSW) already holds them, so their own id is dropped from both result lists.
+    """
+    common = {"k": k, "target_recall": target_recall, "vectors": shards.gather}
+    if not np.isscalar(given):
+        queries = np.ascontiguousarray(given, dtype=np.float32)
         scores, truth = exact_search(shards, queries, k, chunk_rows=chunk_rows)
-        return tune_search_params(index, queries, truth, k=k, target_recall=target_recall,
-                                  vectors=shards.gather, kth_scores=scores[:, k - 1]).as_dict()
-    count = int(min(count, n))
-    if count == 0 or k >= n:
-        return {"params": "", "recall": 1.0, "k": k, "reached": True, "queries": 0}
-    qids = np.sort(rng.choice(n, size=count, replace=False))
-    queries = shards.gather(qids)
+        result = tune_search_params(index, queries, truth, kth_scores=scores[:, k - 1], **common)
+        return {**result.as_dict(), "query_source": "given query embeddings"}
+    if len(held) == 0:
+        return {
+            "params": "",
+            "recall": 1.0,
+            "recall_stderr": 0.0,
+            "k": k,
+            "reached": True,
+            "queries": 0,
+            "query_source": "none (no tuning queries)",
+        }
+    queries = shards.gather(held)
+    if plan.with_ids:
+        scores, truth = exact_search(shards, queries, k, chunk_rows=chunk_rows, exclude=held)
+        result = tune_search_params(index, queries, truth, kth_scores=scores[:, k - 1], **common)
+        index.add_with_ids(queries, held)
+        source = "held-out corpus vectors (out of training and of the index while tuning)"
+        return {**result.as_dict(), "query_source": source}
     scores, truth = exact_search(shards, queries, k + 1, chunk_rows=chunk_rows)
-    is_self = truth == qids[:, None]
+    is_self = truth == held[:, None]
     kth = np.where(is_self[:, :k].any(1), scores[:, k], scores[:, k - 1])
-    truth = drop_self(truth, qids, k)
-    return tune_search_params(index, queries, truth, k=k, target_recall=target_recall,
-                              self_ids=qids, vectors=shards.gather, kth_scores=kth).as_dict()
-
-
-def _write_outputs(out: Path, index: Any, shards: ShardSet, state: dict[str, Any],
-                   info: dict[str, Any]) -> dict[str, Any]:
-    import faiss
-
-    index_path = out / storage.INDEX_FILE
-    with atomic_path(index_path) as tmp:
-        faiss.write_index(index, str(tmp))
-    _merge_metadata(out, shards)
-    files = {name: storage.file_entry(out / name)
-             for name in (storage.INDEX_FILE, storage.METADATA_FILE)}
-    settings = state["settings"]
-    manifest = {
-        "format": storage.FORMAT, "format_version": storage.FORMAT_VERSION,
-        "zsvl_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "encoder": {**settings["encoder"], "spec": state.get("model")}, "dim": shards.dim, "metric": "inner_product",
-        "factory": info["factory"], "count": shards.count,
-        "search_params": info["tuning"]["params"], "tuning": info["tuning"],
-        "index_bytes": files[storage.INDEX_FILE]["bytes"], "files": files,
-        "shards": {"folder": storage.EMBEDDINGS_DIR, "dtype": "float16",
-                   "items": state["shards"]},
-        "build": {"options": info["options"], "choice_reason": info["reason"],
-                  "corpus": settings["corpus"], "shard_size": settings["shard_size"],
-                  "gpu": info["gpu"], "faiss_version": faiss.__version__},
-        "corpus_stats": state.get("corpus_stats"), "timings": info["timings"],
-    }
-    atomic_write_json(out / storage.MANIFEST, manifest)
-    return manifest
-
-
-def _merge_metadata(out: Path, shards: ShardSet) -> None:
-    """Concatenate the per-shard metadata files into one Parquet file (streamed, atomic)."""
-    import pyarrow.parquet as pq
-
-    writer = None
-    with atomic_path(out / storage.METADATA_FILE) as tmp:
-        try:
-            for info in shards.shards:
-                meta = shards.folder / f"meta-{info.index:05d}.parquet"
-                if not meta.is_file():
-                    raise IndexFormatError(f"{meta} is missing; the shard is incomplete. Rebuild.")
-                table = pq.read_table(meta)
-                if writer is None:
-                    writer = pq.ParquetWriter(tmp, table.schema)
-                writer.write_table(table, row_group_size=65536)
-        finally:
-            if writer is not None:
-                writer.close()
+    truth = drop_self(truth, held, k)
+    result = tune_search_params(index, queries, truth, self_ids=held, kth_scores=kth, **common)
+    source = "corpus vectors left out of training (stored in the index, own id dropped)"
+    return {**result.as_dict(), "query_source": source}

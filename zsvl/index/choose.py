@@ -80,29 +80,42 @@ def estimate_index_bytes(factory: str, n: int, dim: int) -> int:
 
 
 def choose_factory(
-    n: int, dim: int, max_memory: str | int | None = None, *, exact_below: int = EXACT_BELOW
+    n: int,
+    dim: int,
+    max_memory: str | int | None = None,
+    *,
+    exact_below: int = EXACT_BELOW,
+    trainable: int | None = None,
 ) -> IndexChoice:
     """Pick a factory string for ``n`` vectors of dimension ``dim`` within ``max_memory`` bytes.
 
-    ``max_memory`` None means no budget (4 GiB is the CLI default). Raises when even the smallest
-    product-quantised index would not fit.
+    ``max_memory`` None means no budget (4 GiB is the CLI default). ``trainable`` is how many of
+    the vectors can be trained on (the build holds its tuning queries out); the IVF list count
+    is sized for it. Raises when even the smallest product-quantised index would not fit.
     """
     if n < 1 or dim < 1:
         raise InvalidParameterError(f"Cannot choose an index for {n} vectors of dimension {dim}.")
     budget = parse_memory(max_memory)
-    fits = (lambda f: True) if budget is None else (lambda f: estimate_index_bytes(f, n, dim) <= budget)
+    fits = (
+        (lambda f: True)
+        if budget is None
+        else (lambda f: estimate_index_bytes(f, n, dim) <= budget)
+    )
 
     def pick(factory: str, reason: str) -> IndexChoice:
         return IndexChoice(factory, estimate_index_bytes(factory, n, dim), reason)
 
     if n < exact_below and fits("Flat"):
         return pick("Flat", f"{n} vectors < {exact_below}: exact search")
-    nlist = nlist_for(n)
+    nlist = nlist_for(n if trainable is None else min(n, trainable))
     if nlist < 2:
         if fits("Flat"):
             return pick("Flat", f"too few vectors ({n}) to train an IVF index")
         raise _no_fit(n, dim, budget)
-    for factory, what in ((f"IVF{nlist},Flat", "float32 vectors"), (f"IVF{nlist},SQ8", "8-bit codes")):
+    for factory, what in (
+        (f"IVF{nlist},Flat", "float32 vectors"),
+        (f"IVF{nlist},SQ8", "8-bit codes"),
+    ):
         if fits(factory):
             return pick(factory, f"{n} vectors: IVF with {what} fits the budget")
     for m in _PQ_M:

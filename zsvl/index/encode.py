@@ -1,6 +1,6 @@
 """Stage 1 of an index build: encode a caption corpus into float16 shards, resumably.
 
-Progress lives in ``<out>/build_state.json``, rewritten atomically after each shard's files are on
+Progress lives in ``<out>/build_state.json`` (see :mod:`zsvl.index.storage`), rewritten atomically after each shard's files are on
 disk. Re-running with the same corpus, encoder and shard size skips the recorded shards (reading,
 not encoding, their captions) and continues with the next; the shards are byte-identical to an
 uninterrupted run because every shard is the same block of captions encoded in one call.
@@ -8,7 +8,6 @@ uninterrupted run because every shard is the same block of captions encoded in o
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import time
@@ -20,14 +19,12 @@ import numpy as np
 
 from zsvl.data.captions import CaptionCorpus
 from zsvl.errors import IndexMismatchError, InvalidParameterError
-from zsvl.index.shards import ShardInfo, atomic_write_json, write_shard
-from zsvl.index.storage import EMBEDDINGS_DIR
+from zsvl.index.shards import ShardInfo, write_shard
+from zsvl.index.storage import EMBEDDINGS_DIR, read_state, write_state
 
-__all__ = ["STATE_FILE", "encoder_info", "model_name", "read_state", "write_state", "encode_to_shards"]
+__all__ = ["encoder_info", "model_name", "encode_to_shards"]
 
 logger = logging.getLogger(__name__)
-
-STATE_FILE = "build_state.json"
 
 
 def encoder_info(encoder: Any) -> dict[str, Any]:
@@ -39,17 +36,6 @@ def model_name(encoder: Any, given: str | None = None) -> str | None:
     """The spec to reload the encoder with: ``given`` (as the user typed it) or the encoder's own."""
     spec = given if given is not None else getattr(encoder, "spec", None)
     return str(spec) if spec is not None else None
-
-
-def read_state(out: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads((out / STATE_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def write_state(out: Path, state: dict[str, Any]) -> None:
-    atomic_write_json(out / STATE_FILE, state)
 
 
 def _start_state(out: Path, settings: dict[str, Any], resume: bool) -> dict[str, Any]:
@@ -65,8 +51,13 @@ def _start_state(out: Path, settings: dict[str, Any], resume: bool) -> dict[str,
         logger.info("Resuming the build in %s after %d shards.", out, len(state["shards"]))
         return state
     shutil.rmtree(out / EMBEDDINGS_DIR, ignore_errors=True)
-    return {"settings": settings, "shards": [], "encoded": False, "corpus_stats": None,
-            "encode_seconds": 0.0}
+    return {
+        "settings": settings,
+        "shards": [],
+        "encoded": False,
+        "corpus_stats": None,
+        "encode_seconds": 0.0,
+    }
 
 
 def encode_to_shards(
@@ -89,8 +80,11 @@ def encode_to_shards(
         raise InvalidParameterError(f"shard_size must be an int >= 1. Got {shard_size!r}.")
     out = Path(out)
     folder = out / EMBEDDINGS_DIR
-    settings = {"corpus": corpus.settings(), "encoder": encoder_info(encoder),
-                "shard_size": shard_size}
+    settings = {
+        "corpus": corpus.settings(),
+        "encoder": encoder_info(encoder),
+        "shard_size": shard_size,
+    }
     state = _start_state(out, settings, resume)
     state["model"] = model_name(encoder, model)
     folder.mkdir(parents=True, exist_ok=True)
@@ -102,14 +96,16 @@ def encode_to_shards(
         if position < done:
             continue
         emb = np.asarray(encoder.encode_texts(block.captions, batch_size=batch_size))
-        info = write_shard(folder, position, emb, block.ids, block.captions, block.records,
-                           block.source_ids)
+        info = write_shard(
+            folder, position, emb, block.ids, block.captions, block.records, block.source_ids
+        )
         state["shards"].append(info.as_dict())
         state["encode_seconds"] += time.perf_counter() - start
         start = time.perf_counter()
         write_state(out, state)
-        logger.info("shard %d: %d captions encoded (%d so far)", position, info.rows,
-                    info.last_id + 1)
+        logger.info(
+            "shard %d: %d captions encoded (%d so far)", position, info.rows, info.last_id + 1
+        )
         if on_shard is not None:
             on_shard(info)
     if not state["shards"]:

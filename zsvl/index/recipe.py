@@ -16,13 +16,27 @@ from typing import Any
 from zsvl.data.captions import CaptionCorpus
 from zsvl.errors import InvalidParameterError
 
-__all__ = ["Recipe", "read_recipe", "resolve_corpus_path", "build_from_recipe", "load_index",
-           "index_info"]
+__all__ = [
+    "Recipe",
+    "read_recipe",
+    "resolve_corpus_path",
+    "build_from_recipe",
+    "load_index",
+    "index_info",
+]
 
 logger = logging.getLogger(__name__)
 
-_BUILD_KEYS = ("factory", "max_memory", "target_recall", "k", "shard_size", "batch_size", "seed",
-               "tune_queries")
+_BUILD_KEYS = (
+    "factory",
+    "max_memory",
+    "target_recall",
+    "k",
+    "shard_size",
+    "batch_size",
+    "seed",
+    "tune_queries",
+)
 _CORPUS_KEYS = ("format", "column", "id_column", "normalize", "dedupe", "max_chars")
 
 
@@ -64,19 +78,25 @@ def read_recipe(path: str | Path) -> Recipe:
     data = _toml(path)
     corpus = data.get("corpus", {})
     build = data.get("index", {})
-    missing = [k for k in ("name", "model") if k not in data] + ([] if "path" in corpus else
-                                                                   ["corpus.path"])
+    missing = [k for k in ("name", "model") if k not in data] + (
+        [] if "path" in corpus else ["corpus.path"]
+    )
     if missing:
         raise InvalidParameterError(f"The recipe {path} lacks {', '.join(missing)}.")
-    unknown = ([f"corpus.{k}" for k in corpus if k not in (*_CORPUS_KEYS, "path")]
-               + [f"index.{k}" for k in build if k not in _BUILD_KEYS]
-               + [k for k in data if k not in ("name", "model", "corpus", "index")])
+    unknown = (
+        [f"corpus.{k}" for k in corpus if k not in (*_CORPUS_KEYS, "path")]
+        + [f"index.{k}" for k in build if k not in _BUILD_KEYS]
+        + [k for k in data if k not in ("name", "model", "corpus", "index")]
+    )
     if unknown:
         raise InvalidParameterError(f"The recipe {path} has unknown keys: {', '.join(unknown)}.")
     return Recipe(
-        name=str(data["name"]), model=str(data["model"]), corpus=str(corpus["path"]),
+        name=str(data["name"]),
+        model=str(data["model"]),
+        corpus=str(corpus["path"]),
         corpus_options={k: v for k, v in corpus.items() if k != "path"},
-        build_options=dict(build), folder=path.parent,
+        build_options=dict(build),
+        folder=path.parent,
     )
 
 
@@ -87,7 +107,9 @@ def resolve_corpus_path(corpus: str, base: Path | None = None) -> Path:
         try:
             n, seed = int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
         except (ValueError, IndexError) as exc:
-            raise InvalidParameterError(f"Write the toy corpus as toy:N or toy:N:SEED. Got {corpus!r}.") from exc
+            raise InvalidParameterError(
+                f"Write the toy corpus as toy:N or toy:N:SEED. Got {corpus!r}."
+            ) from exc
         from zsvl.paths import zsvl_home
         from zsvl.toy.captions import write_caption_corpus
 
@@ -99,8 +121,13 @@ def resolve_corpus_path(corpus: str, base: Path | None = None) -> Path:
     return path if path.is_absolute() or base is None else base / path
 
 
-def build_from_recipe(recipe: str | Path | Recipe, *, encoder: Any = None, out: str | Path | None
-                      = None, **overrides: Any) -> Any:
+def build_from_recipe(
+    recipe: str | Path | Recipe,
+    *,
+    encoder: Any = None,
+    out: str | Path | None = None,
+    **overrides: Any,
+) -> Any:
     """Build (or resume, or reuse) the index a recipe describes; returns the CaptionIndex."""
     from zsvl.index.build import build_index
 
@@ -109,7 +136,9 @@ def build_from_recipe(recipe: str | Path | Recipe, *, encoder: Any = None, out: 
         from zsvl.models import load_model
 
         encoder = load_model(recipe.model)
-    corpus = CaptionCorpus(resolve_corpus_path(recipe.corpus, recipe.folder), **recipe.corpus_options)
+    corpus = CaptionCorpus(
+        resolve_corpus_path(recipe.corpus, recipe.folder), **recipe.corpus_options
+    )
     options = {**recipe.build_options, **{k: v for k, v in overrides.items() if v is not None}}
     options.setdefault("model", recipe.model)
     return build_index(corpus, encoder, Path(out) if out is not None else recipe.out, **options)
@@ -122,25 +151,43 @@ def load_index(path: str | Path, encoder: Any = None, **kwargs: Any) -> Any:
     return CaptionIndex.load(path, encoder, **kwargs)
 
 
-def index_info(path: str | Path, *, verify: str = "size") -> dict[str, Any]:
-    """A summary of an index directory from its manifest, after checking its files."""
+def index_info(path: str | Path, *, verify: str = "auto") -> dict[str, Any]:
+    """A summary of an index directory from its manifest, after checking its files.
+
+    ``recall@k`` is the recall measured while tuning, on ``tuning_queries`` queries of the kind
+    named by ``tuning_query_source`` (held-out corpus vectors unless query embeddings were given).
+    """
     from zsvl.index import storage
 
     root = Path(path)
     manifest = storage.read_manifest(root)
-    storage.check_files(manifest, root, verify=verify)
+    verified = storage.check_files(manifest, root, verify=verify)
     tuning = manifest.get("tuning", {})
-    shard_bytes = sum((root / manifest["shards"]["folder"] / f"emb-{s['index']:05d}.npy").stat()
-                      .st_size for s in manifest["shards"]["items"])
+    folder = root / manifest["shards"]["folder"]
+    shard_bytes = sum(
+        (folder / f"emb-{s['index']:05d}.npy").stat().st_size for s in manifest["shards"]["items"]
+    )
     return {
-        "path": str(root), "count": manifest["count"], "dim": manifest["dim"],
-        "factory": manifest["factory"], "search_params": manifest["search_params"],
+        "path": str(root),
+        "count": manifest["count"],
+        "dim": manifest["dim"],
+        "factory": manifest["factory"],
+        "search_params": manifest["search_params"],
         "encoder": manifest["encoder"]["spec"] or manifest["encoder"]["fingerprint"],
         "fingerprint": manifest["encoder"]["fingerprint"],
         f"recall@{tuning.get('k', 10)}": tuning.get("recall"),
+        "recall_stderr": tuning.get("recall_stderr"),
+        "target_recall": tuning.get("target_recall"),
+        "tuning_queries": tuning.get("queries"),
+        "tuning_query_source": tuning.get("query_source"),
+        "train_points": manifest["build"].get("train", {}).get("points"),
         "ms_per_query_batched": tuning.get("ms_per_query_batched"),
         "ms_per_query_single": tuning.get("ms_per_query_single"),
-        "index_bytes": manifest["index_bytes"], "embedding_bytes": shard_bytes,
-        "corpus": manifest["build"]["corpus"]["path"], "corpus_stats": manifest["corpus_stats"],
-        "timings": manifest["timings"], "verified": verify, "created": manifest["created"],
+        "index_bytes": manifest["index_bytes"],
+        "embedding_bytes": shard_bytes,
+        "corpus": manifest["build"]["corpus"]["path"],
+        "corpus_stats": manifest["corpus_stats"],
+        "timings": manifest["timings"],
+        "verified": verified,
+        "created": manifest["created"],
     }

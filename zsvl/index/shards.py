@@ -9,9 +9,6 @@ complete and listed or is ignored (and overwritten) on resume.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,16 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from zsvl._atomic import atomic_write_bytes, atomic_write_json
+from zsvl._atomic import atomic_path, atomic_write_bytes
+from zsvl._hashing import sha256_bytes
 from zsvl.errors import InvalidParameterError
 
 __all__ = [
     "ShardInfo",
     "ShardSet",
     "write_shard",
-    "atomic_write_bytes",
-    "atomic_write_json",
-    "sha256_file",
 ]
 
 
@@ -44,14 +39,6 @@ class ShardInfo:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
@@ -84,9 +71,7 @@ def write_shard(
         _write_meta(folder / f"meta-{index:05d}.parquet", ids, captions, records, source_ids)
     atomic_write_bytes(folder / f"ids-{index:05d}.npy", _npy_bytes(ids))
     atomic_write_bytes(folder / f"emb-{index:05d}.npy", emb_bytes)
-    return ShardInfo(
-        index, len(ids), int(ids.min()), int(ids.max()), hashlib.sha256(emb_bytes).hexdigest()
-    )
+    return ShardInfo(index, len(ids), int(ids.min()), int(ids.max()), sha256_bytes(emb_bytes))
 
 
 def _write_meta(
@@ -105,16 +90,8 @@ def _write_meta(
     )
     if source_ids is not None:
         columns["source_id"] = pa.array(list(source_ids), pa.string())
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         pq.write_table(pa.table(columns), tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class ShardSet:
