@@ -83,7 +83,7 @@ def _load_encoder(spec: str | None, index_path: str | None, device: str | None) 
         spec = read_manifest(index_path)["encoder"].get("spec")
     if spec is None:
         raise ZsvlError("Give the model with --model SPEC (the index does not record one).")
-    return load_model(spec, device=device), spec
+    return load_model(spec, device=device, cache=False), spec
 
 
 def _cmd_build(args: argparse.Namespace) -> int:

@@ -135,7 +135,7 @@ def build_from_recipe(
     if encoder is None:
         from zsvl.models import load_model
 
-        encoder = load_model(recipe.model)
+        encoder = load_model(recipe.model, cache=False)
     corpus = CaptionCorpus(
         resolve_corpus_path(recipe.corpus, recipe.folder), **recipe.corpus_options
     )
