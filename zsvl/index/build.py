@@ -54,6 +54,7 @@ def build_index(
     use_gpu: bool | None = None,
     on_shard: Callable[[ShardInfo], None] | None = None,
     model: str | None = None,
+    engine: Any = "local",
 ) -> CaptionIndex:
     """Encode ``corpus`` with ``encoder`` and build a searchable index directory at ``out``.
 
@@ -69,10 +70,16 @@ def build_index(
     shard_size : captions per float16 shard (the unit of resumption).
     resume : continue an unfinished build in ``out``; overwrite : discard what ``out`` holds.
     model : the model spec recorded in the manifest for reloading the encoder ("toy").
+    engine : "local", or "ray" / a :class:`zsvl.distributed.RayEngine` to encode and fill on a
+        Ray cluster (``pip install 'zsvl[ray]'``); the index written is the same.
     Returns the loaded :class:`CaptionIndex`. An existing complete index built with the same
     settings is returned as is.
     """
     out = Path(out)
+    if engine != "local":
+        from zsvl.distributed.engine import resolve_engine
+
+        engine = resolve_engine(engine)
     if not isinstance(corpus, CaptionCorpus):
         corpus = CaptionCorpus(corpus)
     options = _options(factory, max_memory, target_recall, k, seed, tune_queries)
@@ -94,10 +101,12 @@ def build_index(
         (out / storage.MANIFEST).unlink()
     if overwrite:
         (out / "build_state.json").unlink(missing_ok=True)
-    encode_to_shards(corpus, encoder, out, shard_size=shard_size, batch_size=batch_size,
+    encode = encode_to_shards if engine in (None, "local") else engine.encode_to_shards
+    encode(corpus, encoder, out, shard_size=shard_size, batch_size=batch_size,
                      resume=resume and not overwrite, on_shard=on_shard, model=model)
     build_from_shards(out, factory=factory, max_memory=max_memory, target_recall=target_recall,
-                      k=k, seed=seed, tune_queries=tune_queries, use_gpu=use_gpu)
+                      k=k, seed=seed, tune_queries=tune_queries, use_gpu=use_gpu,
+                      fill=None if engine in (None, "local") else engine.fill)
     return CaptionIndex.load(out, encoder)
 
 
@@ -123,8 +132,12 @@ def build_from_shards(
     seed: int = 0,
     tune_queries: int | np.ndarray = 1000,
     use_gpu: bool | None = None,
+    fill: Callable[[Any, ShardSet, int], Any] | None = None,
 ) -> dict[str, Any]:
     """Stage 2: build, tune and write the index from the complete shards in ``out``.
+
+    fill : ``fill(trained_cpu_index, shards, chunk_rows) -> filled CPU index`` in place of the
+        in-process fill (the Ray engine fills part indexes on a cluster and merges them).
 
     Writes ``index.faiss``, ``metadata.parquet`` and, last, ``manifest.json``; returns the manifest.
     """
@@ -158,8 +171,11 @@ def build_from_shards(
         del sample
     timings["train_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    _fill(index, shards, chunk_rows)
-    index = to_cpu(index, on_gpu)
+    if fill is None:
+        _fill(index, shards, chunk_rows)
+        index = to_cpu(index, on_gpu)
+    else:
+        index = fill(to_cpu(index, on_gpu), shards, chunk_rows)
     timings["add_s"] = time.perf_counter() - t
     t = time.perf_counter()
     tuning = _tune(index, shards, n, rng, k=k, target_recall=target_recall, count=tune_queries,
