@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--datasets", type=_csv_list, default=None, help="a subset of the suite")
     p.add_argument("--out", default="results", help="results folder (records are resumable)")
     p.add_argument("--check-only", action="store_true", help="only check the datasets")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="spread the runs over a Ray cluster (HOST:PORT, auto; none: Ray's default)")
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("report", help="tables and plots from a results folder")
@@ -183,6 +185,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         reports = check_suite(args.suite, data_root=args.data_root, **overrides)
         print("\n".join(r.summary() for r in reports))
         return 0 if all(r.ok for r in reports) else 1
+    if args.ray is not None:
+        from zsvl.distributed.eval import evaluate_on_ray as evaluate  # noqa: F811
+
+        overrides["address"] = args.ray or None
     records = evaluate(
         args.suite, model=args.model, data_root=args.data_root, out=args.out, **overrides
     )

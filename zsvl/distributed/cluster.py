@@ -71,19 +71,23 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
 def connect(address: str | None = None, *, num_cpus: int | None = None) -> Any:
     """Initialise Ray for this process and return the ``ray`` module.
 
-    address : None (a private local cluster with ``num_cpus`` CPUs), "auto", "HOST:PORT" or
-        "ray://HOST:PORT". Ignored when this process is already connected.
+    address : None (Ray's default: ``RAY_ADDRESS``, else the cluster last started on this
+        machine, else a new local one), "local" (always a new local cluster), "auto" (the running
+        one, or an error), "HOST:PORT" or "ray://HOST:PORT". Ignored when already connected.
+    num_cpus : CPUs of a new local cluster; giving it implies ``address="local"`` when None.
     """
     ray = import_ray()
     if ray.is_initialized():
         return ray
     kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True,
                               "include_dashboard": False}
-    if address is None:
+    if address is None and num_cpus is not None:
+        address = "local"
+    if address == "local":
         kwargs["num_cpus"] = num_cpus
     else:
         kwargs.pop("include_dashboard")
-        if address != "auto":
+        if address not in (None, "auto"):
             _check_reachable(address)
     env = {name: os.environ[name] for name in ("ZSVL_HOME",) if name in os.environ}
     if env:  # the workers use the driver's cache root (shared storage on a real cluster)
@@ -91,7 +95,7 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> Any:
     try:
         ray.init(address=address, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        where = "a running cluster on this machine" if address == "auto" else address
+        where = address if address not in (None, "auto") else "a running cluster on this machine"
         raise RayClusterError(
             f"Could not connect to Ray at {where}: {str(exc).splitlines()[0][:200]}. Start one "
             f"with `ray start --head`, or pass its address (HOST:PORT) to --ray."

@@ -24,11 +24,11 @@ class RayEngine:
     The output directory must be on storage every node mounts at the same path.
     """
 
-    address: str | None = None  # None: a private local cluster; "auto"; or "HOST:PORT"
+    address: str | None = None  # None: Ray's default; "local", "auto" or "HOST:PORT"
     actors: int | None = None  # encoder actors (default: one per GPU, else per cpus_per_actor CPUs)
     cpus_per_actor: float = 1.0  # CPUs each encoder actor reserves (its torch threads)
     gpus_per_actor: float | None = None  # None: 1 when the cluster has GPUs, else 0
-    num_cpus: int | None = None  # CPUs of the private local cluster (address=None only)
+    num_cpus: int | None = None  # CPUs of a new local cluster (implies "local" when no address)
     fill_parts: int | None = None  # part indexes filled in parallel (default: cluster CPUs)
     merge: str = "auto"  # "memory", "ondisk" (faiss.contrib.ondisk), or "auto" by size
     hook: Callable[[str, int], None] | None = None  # run in workers before each unit (tests)
