@@ -20,8 +20,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("ray")
-
 TESTS = Path(__file__).resolve().parents[1]
 REPO = TESTS.parent
 RAY = str(Path(sys.executable).with_name("ray"))
@@ -71,7 +69,7 @@ class Cluster:
 
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[Cluster]:
-    import ray
+    ray = pytest.importorskip("ray")
 
     temp = tempfile.mkdtemp(prefix="zr", dir="/tmp")  # short: Ray's socket paths are limited
     port = _free_port()

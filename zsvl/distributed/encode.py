@@ -68,7 +68,7 @@ def _pool(engine: Any, ray: Any, encoder: Any, out: Path, batch_size: int, model
         n = max(1, int(cluster_gpus(ray) // gpus))
     else:
         n = max(1, int(ray.cluster_resources().get("CPU", 1) // engine.cpus_per_actor))
-    source = EncoderSource(encoder, model_name(encoder, model))
+    source = EncoderSource(encoder, model)
     source_ref = ray.put(source)
     cls = ray.remote(ShardEncoder).options(
         num_cpus=engine.cpus_per_actor, num_gpus=gpus, max_restarts=-1, max_task_retries=-1)
@@ -121,10 +121,19 @@ class _Tracker:
             progress_line(line)
 
 
-def _unwrap(exc: Exception) -> Exception:
-    """The zsvl error inside a Ray task error, if there is one."""
-    cause = getattr(exc, "cause", None) or exc.__cause__
-    return cause if isinstance(cause, ZsvlError) else exc
+def _unwrap(exc: BaseException) -> BaseException:
+    """The zsvl error inside a Ray task or actor error (raised in a worker), if there is one."""
+    seen, todo = set(), [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, ZsvlError):
+            return e
+        todo += [getattr(e, "cause", None), e.__cause__, getattr(e, "_cause", None)]
+        todo += [a for a in getattr(e, "args", ()) if isinstance(a, BaseException)]
+    return exc
 
 
 def encode_to_shards_ray(engine: Any, corpus: CaptionCorpus, encoder: Any, out: str | Path, *,

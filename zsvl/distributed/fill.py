@@ -157,7 +157,8 @@ def fill_on_ray(engine: Any, index: Any, shards: ShardSet, chunk_rows: int) -> A
     if how == "ondisk" and not _is_ivf(index):
         how = "memory"
     start = time.perf_counter()
-    index = merge_parts(index, paths, how, root / ONDISK_FILE)
+    # merge into the trained index as read back, the same FAISS class as the parts
+    index = merge_parts(faiss.read_index(str(trained)), paths, how, root / ONDISK_FILE)
     logger.info("Filled %d parts in %.1f s, merged (%s) in %.1f s.", len(paths), fill_s, how,
                 time.perf_counter() - start)
     if index.ntotal != shards.count:

@@ -24,10 +24,12 @@ __all__ = ["ShardEncoder", "EncoderSource"]
 class EncoderSource:
     """How a worker gets the encoder: ``spec`` to load (with ``precision``), or ``encoder`` itself.
 
+    spec : the model spec the user gave ("toy", "ViT-B-32:openai"); without one (or with random
+        weights) the driver's encoder itself is shipped to the workers (pickled, once).
     fingerprint : the driver's encoder fingerprint; a worker whose encoder differs refuses to run.
     """
 
-    def __init__(self, encoder: Any, spec: str | None) -> None:
+    def __init__(self, encoder: Any, spec: str | None = None) -> None:
         self.fingerprint = str(encoder.fingerprint)
         self.precision = str(getattr(encoder, "precision", "fp32"))
         reloadable = spec is not None and "random-" not in self.fingerprint
