@@ -25,6 +25,13 @@ REPO = TESTS.parent
 RAY = str(Path(sys.executable).with_name("ray"))
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM it when the test process dies, even by a crash."""
+    import ctypes
+
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -81,7 +88,7 @@ def ray_cluster() -> Iterator[Cluster]:
     logs = Path(temp)
     procs = [subprocess.Popen(
         [RAY, "start", "--head", f"--port={port}", "--include-dashboard=false",
-         f"--temp-dir={temp}", *common], start_new_session=True, env=env,
+         f"--temp-dir={temp}", *common], start_new_session=True, env=env, preexec_fn=_die_with_parent,
         stdout=(logs / "head.log").open("w"), stderr=subprocess.STDOUT)]
     cluster = Cluster(address, procs, temp)
     try:
@@ -96,7 +103,7 @@ def ray_cluster() -> Iterator[Cluster]:
                 time.sleep(0.5)
         procs.append(subprocess.Popen(
             [RAY, "start", f"--address={address}", *common], start_new_session=True, env=env,
-            stdout=(logs / "worker.log").open("w"), stderr=subprocess.STDOUT))
+            preexec_fn=_die_with_parent, stdout=(logs / "worker.log").open("w"), stderr=subprocess.STDOUT))
         ray.init(address=address, logging_level="WARNING")
         while len([n for n in ray.nodes() if n["Alive"]]) < 2:
             if time.monotonic() > deadline:

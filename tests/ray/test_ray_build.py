@@ -49,10 +49,13 @@ def _list_ids(root: Path) -> np.ndarray:
 
     from zsvl.index import storage
 
-    ivf = faiss.extract_index_ivf(faiss.read_index(str(root / storage.INDEX_FILE)))
+    index = faiss.read_index(str(root / storage.INDEX_FILE))  # kept alive while lists are read
+    ivf = faiss.extract_index_ivf(index)
     lists = ivf.invlists
-    return np.concatenate([faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
-                           for i in range(ivf.nlist) if lists.list_size(i)])
+    ids = [faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
+           for i in range(ivf.nlist) if lists.list_size(i)]
+    del index
+    return np.concatenate(ids)
 
 
 def test_ray_build_equals_local_build_with_killed_workers(tmp_path: Path, toy_encoder, ray_cluster

@@ -51,9 +51,9 @@ def estimate_records(corpus: CaptionCorpus) -> int:
 
 
 def _pool(engine: Any, ray: Any, encoder: Any, out: Path, batch_size: int, model: str | None
-          ) -> tuple[Any, Any]:
-    """An ActorPool with two slots per encoder actor, and the object ref of the encoder source
-    (held by the caller for the pool's life: a restarted actor reads its arguments again)."""
+          ) -> tuple[Any, Any, list[Any]]:
+    """An ActorPool with two slots per encoder actor, the object ref of the encoder source (held
+    by the caller for the pool's life: a restarted actor reads its arguments again), the actors."""
     from ray.util import ActorPool
 
     from zsvl.distributed.cluster import cluster_gpus
@@ -76,7 +76,7 @@ def _pool(engine: Any, ray: Any, encoder: Any, out: Path, batch_size: int, model
     actors = [cls.remote(source_ref, str(out / EMBEDDINGS_DIR), batch_size, device, engine.hook)
               for _ in range(n)]
     logger.info("%d encoder actors (%s CPU, %s GPU each).", n, engine.cpus_per_actor, gpus)
-    return ActorPool(actors + actors), source_ref
+    return ActorPool(actors + actors), source_ref, actors
 
 
 class _Tracker:
@@ -157,7 +157,7 @@ def encode_to_shards_ray(engine: Any, corpus: CaptionCorpus, encoder: Any, out: 
     if state["encoded"]:
         return state
     ray = engine.connect()
-    pool, source_ref = _pool(engine, ray, encoder, out.resolve(), batch_size, model)
+    pool, source_ref, actors = _pool(engine, ray, encoder, out.resolve(), batch_size, model)
     total = math.ceil(estimate_records(corpus) / shard_size)
     start = time.perf_counter()
     with progress_bar(total=total, desc="encode", unit="shard") as bar:
@@ -179,7 +179,10 @@ def encode_to_shards_ray(engine: Any, corpus: CaptionCorpus, encoder: Any, out: 
             if inner is not exc:
                 raise inner from None
             raise RayClusterError(f"Encoding on the cluster failed: {exc}") from exc
-    del pool, source_ref
+        finally:
+            for actor in actors:  # free their CPUs/GPUs for the fill now
+                ray.kill(actor)
+            del pool, source_ref
     tracker.summary()
     if not state["shards"]:
         raise InvalidParameterError(
