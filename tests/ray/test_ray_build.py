@@ -103,7 +103,7 @@ def test_ray_build_equals_local_build_with_killed_workers(tmp_path: Path, toy_en
     assert not (tmp_path / "ray" / "parts").exists()
 
 
-def test_cli_index_build_on_the_cluster(tmp_path: Path, ray_cluster, capsys) -> None:
+def test_cli_index_build_on_the_cluster(tmp_path: Path, toy_encoder, ray_cluster, capsys) -> None:
     from zsvl.cli import main
     from zsvl.index import CaptionIndex
 
@@ -114,7 +114,7 @@ def test_cli_index_build_on_the_cluster(tmp_path: Path, ray_cluster, capsys) -> 
     ray_cluster.track()
     assert rc == 0, capsys.readouterr().err
     assert f"built {out}: 3000 captions" in capsys.readouterr().out
-    index = CaptionIndex.load(out)
+    index = CaptionIndex.load(out, toy_encoder)
     assert len(index) == 3000
     res = index.search_texts(["a photo of a red triangle."], k=3)
-    assert len(res.ids[0]) == 3
+    assert len(res.ids[0]) == 3 and index.manifest["encoder"]["spec"] == "toy"
