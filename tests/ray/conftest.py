@@ -1,8 +1,9 @@
 """A real two-node Ray cluster on 127.0.0.1 for the tests in this folder, stopped afterwards.
 
 ``ray start --head`` and ``ray start --address`` (a second node process) run in their own
-sessions with one CPU each; teardown sends SIGTERM to both and SIGKILLs, by pid, whatever the
-two process trees still hold, then checks that nothing it started is left.
+sessions with one CPU each and die with the test process. Teardown sends SIGTERM, by pid, to
+every process of the two trees, SIGKILLs what is left of them after 20 s, and waits for both
+``ray start`` processes.
 """
 
 from __future__ import annotations
@@ -67,11 +68,6 @@ def _tree(roots: list[int]) -> set[int]:
 class Cluster:
     def __init__(self, address: str, procs: list[subprocess.Popen], temp: str) -> None:
         self.address, self.procs, self.temp = address, procs, temp
-        self.seen: set[int] = set()
-
-    def track(self) -> None:
-        """Remember every process in the cluster's trees (workers are re-parented when killed)."""
-        self.seen |= _tree([p.pid for p in self.procs])
 
 
 @pytest.fixture(scope="session")
@@ -109,25 +105,23 @@ def ray_cluster() -> Iterator[Cluster]:
             if time.monotonic() > deadline:
                 raise RuntimeError((logs / "worker.log").read_text()[-2000:])
             time.sleep(0.5)
-        cluster.track()
         yield cluster
     finally:
         ray.shutdown()
-        cluster.track()
-        for p in procs:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-        for p in procs:
+        live = _tree([p.pid for p in procs])
+        for pid in live:  # every process of the two trees, by pid
             try:
-                p.wait(60)
-            except subprocess.TimeoutExpired:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
                 pass
-        time.sleep(1)
-        left = cluster.seen & set(_children())
-        for pid in left:
+        deadline = time.monotonic() + 20
+        while live & set(_children()) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        for pid in live & set(_children()):
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        for p in procs:
+            p.wait(30)
         shutil.rmtree(temp, ignore_errors=True)
-        assert all(p.poll() is not None for p in procs)

@@ -74,7 +74,6 @@ def test_ray_build_equals_local_build_with_killed_workers(tmp_path: Path, toy_en
     kill_fill = KillOnce(markers, "fill", 1)  # as part 1 starts
     engine = RayEngine(address=ray_cluster.address, fill_parts=3, hook=Hooks(kill_encode, kill_fill))
     remote = build_index(corpus, toy_encoder, tmp_path / "ray", engine=engine, **OPTIONS)
-    ray_cluster.track()
     assert kill_encode.marker().is_file() and kill_fill.marker().is_file()
 
     # same ids and captions, every caption exactly once
@@ -111,7 +110,6 @@ def test_cli_index_build_on_the_cluster(tmp_path: Path, toy_encoder, ray_cluster
     rc = main(["index", "build", "toy:3000", "--model", "toy", "--out", str(out), "--ray",
                ray_cluster.address, "--factory", "IVF8,Flat", "--shard-size", "1000",
                "--ray-actors", "2"])
-    ray_cluster.track()
     assert rc == 0, capsys.readouterr().err
     assert f"built {out}: 3000 captions" in capsys.readouterr().out
     index = CaptionIndex.load(out, toy_encoder)

@@ -39,7 +39,6 @@ def test_eval_on_ray_matches_local_and_writes_each_record_once(tmp_path: Path, t
     records = evaluate_on_ray("toy", model="toy", data_root=toy_suite, out=out,
                               address=ray_cluster.address, hook=Hooks(after_write, before_run),
                               **CHOICE)
-    ray_cluster.track()
     assert after_write.marker().is_file() and before_run.marker().is_file()
     assert (markers / "snapshot").read_bytes() == first.read_bytes()  # not written again
     files = [p for p in out.glob("*/*/*.json") if not p.parts[-3].startswith("_")]  # not scratch
