@@ -100,11 +100,12 @@ def _cmd_build(args: argparse.Namespace) -> int:
         path = resolve_corpus_path(args.corpus).resolve()
         recipe = Recipe(Path(args.out).name, args.model, str(path), corpus_opts, {},
                         Path(args.out).parent)
+    engine = _ray_engine(args)  # connects first: a wrong address fails before the model loads
     encoder, spec = _load_encoder(recipe.model, None, args.device)
     index = build_from_recipe(recipe, encoder=encoder, out=args.out, model=spec,
                               overwrite=args.overwrite or None,
                               resume=False if args.no_resume else None, **overrides,
-                              engine=_ray_engine(args))
+                              engine=engine)
     tuning = index.manifest["tuning"]
     print(f"built {index.root}: {index.count} captions, {index.manifest['factory']} "
           f"{index.search_params or '(exact)'}, recall@{tuning['k']} {tuning['recall']:.3f}")
@@ -116,7 +117,9 @@ def _ray_engine(args: argparse.Namespace) -> Any:
         return None
     from zsvl.distributed.engine import RayEngine
 
-    return RayEngine(address=args.ray or None, actors=args.ray_actors, gpus_per_actor=args.ray_gpus)
+    engine = RayEngine(address=args.ray or None, actors=args.ray_actors, gpus_per_actor=args.ray_gpus)
+    engine.connect()
+    return engine
 
 
 def _cmd_info(args: argparse.Namespace) -> int:

@@ -108,11 +108,11 @@ def evaluate_on_ray(
     from zsvl.eval.evaluate import _resolve
     from zsvl.eval.runner import record_path
 
+    ray = connect(address, num_cpus=num_cpus)  # first: a wrong address fails before any work
     chosen, root = _resolve(suite, data_root, overrides)
     out = Path(out).resolve()
     runs = _plan(chosen)
     todo = [r for r in runs if not record_path(out, r[0].name, r[1], r[2], r[3]).exists()]
-    ray = connect(address, num_cpus=num_cpus)
     from ray.util import ActorPool
 
     gpus = gpus_per_actor if gpus_per_actor is not None else (
