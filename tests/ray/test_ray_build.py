@@ -102,16 +102,26 @@ def test_ray_build_equals_local_build_with_killed_workers(tmp_path: Path, toy_en
     assert not (tmp_path / "ray" / "parts").exists()
 
 
-def test_cli_index_build_on_the_cluster(tmp_path: Path, toy_encoder, ray_cluster, capsys) -> None:
+def test_cli_index_build_on_the_cluster(tmp_path: Path, toy_encoder, ray_cluster, capsys,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
     from zsvl.cli import main
     from zsvl.index import CaptionIndex
 
+    monkeypatch.setenv("ZSVL_PROGRESS", "1")  # progress lines although stderr is captured
     out = tmp_path / "idx"
     rc = main(["index", "build", "toy:3000", "--model", "toy", "--out", str(out), "--ray",
                ray_cluster.address, "--factory", "IVF8,Flat", "--shard-size", "1000",
                "--ray-actors", "2"])
-    assert rc == 0, capsys.readouterr().err
-    assert f"built {out}: 3000 captions" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert f"built {out}: 3000 captions" in captured.out
+    shards = re.findall(r"shard (\d): 1000 captions on \S+ \((\d+) captions/s\)", captured.err)
+    assert sorted(i for i, _ in shards) == ["0", "1", "2"] and all(int(r) > 0 for _, r in shards)
+    workers = re.findall(r"worker \S+: (\d+) captions, \d+ captions/s", captured.err)
+    assert sum(int(n) for n in workers) == 3000
+    assert re.search(r"part \d: \d+ vectors on \S+ in [\d.]+ s", captured.err)
     index = CaptionIndex.load(out, toy_encoder)
     assert len(index) == 3000
     res = index.search_texts(["a photo of a red triangle."], k=3)
