@@ -52,6 +52,14 @@ def add_eval_parsers(sub: Any) -> None:
         help="redo runs whose record says the method failed (default: keep them)",
     )
     p.add_argument("--json", action="store_true", help="print the outcome as JSON on stdout")
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="spread the runs over a Ray cluster (HOST:PORT, 'auto'; no value: Ray's default)",
+    )
     _quiet_flag(p)
     p.set_defaults(func=_cmd_eval)
 
@@ -96,6 +104,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         reports = check_suite(args.suite, data_root=args.data_root, **overrides)
         print("\n".join(r.summary() for r in reports))
         return 0 if all(r.ok for r in reports) else 1
+    if args.ray is not None:
+        from zsvl.distributed.eval import evaluate_on_ray as evaluate  # noqa: F811
+
+        overrides["address"] = args.ray or None
     outcome = evaluate(
         args.suite,
         model=args.model,

@@ -49,6 +49,10 @@ def add_index_parsers(sub: Any) -> None:
     b.add_argument("--device", default=None, help="cpu, cuda (default: CUDA if present)")
     b.add_argument("--overwrite", action="store_true", help="discard what --out holds")
     b.add_argument("--no-resume", action="store_true", help="start the encoding from scratch")
+    b.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="encode and fill on a Ray cluster (HOST:PORT, auto; none: Ray's default)")
+    b.add_argument("--ray-actors", type=int, default=None, help="encoder actors (one per GPU/CPU)")
+    b.add_argument("--ray-gpus", type=float, default=None, help="GPUs per encoder actor")
     b.set_defaults(func=_cmd_build)
 
     i = isub.add_parser("info", help="summary of a built index")
@@ -133,6 +137,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
         recipe = Recipe(
             Path(args.out).name, args.model, str(path), corpus_opts, {}, Path(args.out).parent
         )
+    engine = _ray_engine(args)  # connects first: a wrong address fails before the model loads
     encoder, spec = _load_encoder(recipe.model, None, args.device)
     index = build_from_recipe(
         recipe,
@@ -141,6 +146,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
         model=spec,
         overwrite=args.overwrite or None,
         resume=False if args.no_resume else None,
+        engine=engine,
         **overrides,
     )
     tuning = index.manifest["tuning"]
@@ -150,6 +156,16 @@ def _cmd_build(args: argparse.Namespace) -> int:
         f"measured on {tuning['queries']} {tuning.get('query_source', 'queries')}"
     )
     return 0
+
+
+def _ray_engine(args: argparse.Namespace) -> Any:
+    if args.ray is None:
+        return None
+    from zsvl.distributed.engine import RayEngine
+
+    engine = RayEngine(address=args.ray or None, actors=args.ray_actors, gpus_per_actor=args.ray_gpus)
+    engine.connect()
+    return engine
 
 
 def _cmd_info(args: argparse.Namespace) -> int:

@@ -36,6 +36,19 @@ class EvalOutcome:
     written: list[dict[str, Any]]  # records written by this call
     failed: list[tuple[RunSpec, dict[str, Any] | None]] = field(default_factory=list)
 
+    @classmethod
+    def collect(
+        cls, out: Path, planned: list[RunSpec], written: list[dict[str, Any]]
+    ) -> EvalOutcome:
+        """The outcome as the results folder now stands: every planned run without an ok
+        record (read back, so a run recorded by an earlier or retried attempt counts once)."""
+        failed = []
+        for spec in planned:
+            record = read_record(spec.path(out))
+            if record is None or record["status"] != "ok":
+                failed.append((spec, record))
+        return cls(out, planned, written, failed)
+
     @property
     def ok(self) -> bool:
         return not self.failed
@@ -159,12 +172,7 @@ def evaluate(
             model_spec=str(model) if isinstance(model, str | tuple) else _spec_of(encoder),
             retry_failed=retry_failed,
         )
-    failed = []
-    for spec in planned:
-        record = read_record(spec.path(out))
-        if record is None or record["status"] != "ok":
-            failed.append((spec, record))
-    return EvalOutcome(out, planned, written, failed)
+    return EvalOutcome.collect(out, planned, written)
 
 
 def _spec_of(encoder: Any) -> str:

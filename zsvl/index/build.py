@@ -70,6 +70,7 @@ def build_index(
     on_shard: Callable[[ShardInfo], None] | None = None,
     model: str | None = None,
     train_memory: str | int | None = DEFAULT_TRAIN_MEMORY,
+    engine: Any = "local",
 ) -> CaptionIndex:
     """Encode ``corpus`` with ``encoder`` and build a searchable index directory at ``out``.
 
@@ -90,11 +91,17 @@ def build_index(
     resume : continue an unfinished build in ``out``; overwrite : discard what ``out`` holds.
     use_gpu : train and fill on GPUs when FAISS has them (None: when available).
     model : the model spec recorded in the manifest for reloading the encoder ("toy").
+    engine : "local", or "ray" / a :class:`zsvl.distributed.RayEngine` to encode and fill on a
+        Ray cluster (``pip install 'zsvl[ray]'``); the index written is the same.
     Returns the loaded :class:`CaptionIndex`. An existing complete index built with the same
     settings is returned as is.
     """
     out = Path(out)
     import_faiss()  # fail before encoding anything when FAISS is missing
+    if engine != "local":
+        from zsvl.distributed.engine import resolve_engine
+
+        engine = resolve_engine(engine)
     if not isinstance(corpus, CaptionCorpus):
         corpus = CaptionCorpus(corpus)
     options = _options(factory, max_memory, target_recall, k, seed, tune_queries, train_memory)
@@ -118,7 +125,9 @@ def build_index(
         (out / storage.MANIFEST).unlink()
     if overwrite:
         (out / storage.STATE_FILE).unlink(missing_ok=True)
-    encode_to_shards(
+    local = engine in (None, "local")
+    encode = encode_to_shards if local else engine.encode_to_shards
+    encode(
         corpus,
         encoder,
         out,
@@ -138,6 +147,7 @@ def build_index(
         tune_queries=tune_queries,
         use_gpu=use_gpu,
         train_memory=train_memory,
+        fill=None if local else engine.fill,
     )
     return CaptionIndex.load(out, encoder)
 
@@ -178,8 +188,12 @@ def build_from_shards(
     tune_queries: int | np.ndarray = 1000,
     use_gpu: bool | None = None,
     train_memory: str | int | None = DEFAULT_TRAIN_MEMORY,
+    fill: Callable[[Any, ShardSet, int, np.ndarray | None], Any] | None = None,
 ) -> dict[str, Any]:
     """Stage 2: build, tune and write the index from the complete shards in ``out``.
+
+    fill : ``fill(trained_cpu_index, shards, chunk_rows) -> filled CPU index`` in place of the
+        in-process fill (the Ray engine fills part indexes on a cluster and merges them).
 
     Writes ``index.faiss``, ``metadata.parquet`` and, last, ``manifest.json``; returns the manifest.
     """
@@ -223,8 +237,12 @@ def build_from_shards(
         del sample
     timings["train_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    _fill(index, shards, chunk_rows, plan, held if plan.with_ids else None)
-    index = to_cpu(index, on_gpu)
+    skip = held if plan.with_ids else None
+    if fill is None:
+        _fill(index, shards, chunk_rows, plan, skip)
+        index = to_cpu(index, on_gpu)
+    else:
+        index = fill(to_cpu(index, on_gpu), shards, chunk_rows, skip)
     timings["add_s"] = time.perf_counter() - t
     t = time.perf_counter()
     tuning = _tune(index, shards, plan, held, tune_queries, k, target_recall, chunk_rows)
