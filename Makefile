@@ -19,8 +19,9 @@ $(VENV)/.core: pyproject.toml Makefile $(VENV)/.torch
 	$(PIP) install $(TORCH) -e ".[faiss-cpu]"
 	touch $@
 
+# The tests cover every extra: the service (serve) and the Ray cluster (ray) included.
 $(VENV)/.dev: pyproject.toml Makefile $(VENV)/.core
-	$(PIP) install $(TORCH) -e ".[dev,metrics,faiss-cpu]"
+	$(PIP) install $(TORCH) -e ".[dev,metrics,faiss-cpu,serve,ray]"
 	touch $@
 
 demo: $(VENV)/.core
@@ -37,6 +38,8 @@ bench: $(VENV)/.dev
 
 lint: $(VENV)/.dev
 	$(PY) -m ruff check zsvl tests benchmarks examples
+	$(PY) -m ruff format --check zsvl tests benchmarks examples
+	$(PY) -m mypy zsvl
 
 # Re-train the shipped tiny CLIP (about 15 minutes on 2 cores); the result is committed.
 toy-model: $(VENV)/.core
