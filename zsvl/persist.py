@@ -47,7 +47,14 @@ from zsvl._atomic import atomic_path
 from zsvl._version import __version__
 from zsvl.errors import ClassifierFileError, EncoderMismatchError
 
-__all__ = ["save_classifier", "load_classifier", "read_manifest", "FORMAT", "FORMAT_VERSION"]
+__all__ = [
+    "save_classifier",
+    "load_classifier",
+    "read_manifest",
+    "classifier_encoder",
+    "FORMAT",
+    "FORMAT_VERSION",
+]
 
 FORMAT = "zsvl-classifier"
 FORMAT_VERSION = 1
@@ -197,7 +204,7 @@ def save_classifier(clf: Any, path: str | Path, *, model: str | None = None) -> 
         raise ClassifierFileError(
             f"This {type(clf).__name__} is not fitted; call fit() before save_classifier()."
         )
-    encoder = _find_encoder(clf)
+    encoder = classifier_encoder(clf)
     writer = _Writer()
     tree = writer.estimator(clf, type(clf).__name__)
     manifest = {
@@ -219,7 +226,7 @@ def save_classifier(clf: Any, path: str | Path, *, model: str | None = None) -> 
     return Path(path)
 
 
-def _find_encoder(clf: Any) -> Any:
+def classifier_encoder(clf: Any) -> Any:
     """The encoder of ``clf`` or of a nested zero-shot head; None when it has none."""
     seen = 0
     while clf is not None and seen < 8:
