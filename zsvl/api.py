@@ -154,8 +154,11 @@ def classify(
     Returns a :class:`ClassificationResult`: names and indices of the best classes and their
     probabilities, softmax(logit_scale * scores) over the given classes.
     """
-    from zsvl.fitting import fit_classifier
+    from zsvl.fitting import check_method_inputs, fit_classifier
 
+    if classifier is None:  # refuse a wrong combination before loading anything
+        check_method_inputs(method, support=support, descriptors=descriptors, index=index,
+                            templates=templates)
     if classifier is not None:
         clf, encoder = _given_classifier(classifier, classes, method, support, model, device)
         used, params = "saved", {}

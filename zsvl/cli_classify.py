@@ -138,6 +138,7 @@ def _model(args: argparse.Namespace) -> str:
 
 def _cmd_classify(args: argparse.Namespace) -> int:
     from zsvl.api import classify
+    from zsvl.fitting import check_method_inputs
 
     _refuse_conflicts(args)
     if args.vocabulary_free:
@@ -148,8 +149,11 @@ def _cmd_classify(args: argparse.Namespace) -> int:
         from zsvl.cli_descriptors import classify_with_descriptors
 
         return classify_with_descriptors(args)
-    classes = _classes(args)
     method = args.method or ("cbd" if args.descriptors else "zeroshot")
+    if not args.classifier:
+        check_method_inputs(method, support=args.support, descriptors=args.descriptors,
+                            index=args.index, templates=args.templates)
+    classes = _classes(args)
     if classes is None and not (args.classifier or args.support or args.descriptors):
         raise ZsvlError("Give the classes with --classes A B C or --classes-file F (or "
                         "--classifier FILE, or --support DIR whose sub-folders name them).")
@@ -185,13 +189,15 @@ def _result_table(result: Any, k: int) -> str:
 
 def _cmd_fit(args: argparse.Namespace) -> int:
     from zsvl.api import load_model
-    from zsvl.fitting import fit_classifier
+    from zsvl.fitting import check_method_inputs, fit_classifier
     from zsvl.persist import save_classifier
 
     if args.support_dir and args.support and args.support_dir != args.support:
         raise ZsvlError("Give the support folder once: as SUPPORT_DIR or as --support DIR.")
     args.support = args.support or args.support_dir
     _refuse_conflicts_fit(args)
+    check_method_inputs(args.method, support=args.support, descriptors=args.descriptors,
+                        index=args.index, templates=args.templates)
     classes = _classes(args)
     model = _model(args)
     encoder = load_model(model, device=args.device)
