@@ -131,7 +131,7 @@ def test_classify_with_a_saved_classifier(toy_encoder, toy_suite, support_folder
 
     fitted = fit_classifier("tip", toy_encoder, support=support_folder, support_views=2)
     path = zsvl.save_classifier(fitted.classifier, tmp_path / "tip.zsvl")
-    paths, _ = _queries(toy_suite, list(fitted.classifier.classes_.names))
+    paths, _ = _queries(toy_suite, [str(c) for c in fitted.classifier.classes_])
     direct = zsvl.classify(paths, classifier=fitted.classifier)
     loaded = zsvl.classify(paths, classifier=path, model=toy_encoder)
     assert loaded.method == "saved" and loaded.labels == direct.labels

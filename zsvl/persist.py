@@ -52,6 +52,7 @@ __all__ = [
     "load_classifier",
     "read_manifest",
     "classifier_encoder",
+    "classifier_classes",
     "FORMAT",
     "FORMAT_VERSION",
 ]
@@ -188,6 +189,23 @@ def _params(clf: Any) -> dict[str, Any]:
     return {name: getattr(clf, name) for name in names if name in vars(clf)}
 
 
+def classifier_classes(clf: Any) -> Any:
+    """The ClassSet of a fitted classifier (``classset_`` when it keeps one, else built from
+    ``classes_``, a ClassSet or an array of names); None when it is not fitted."""
+    from zsvl.text.classes import ClassSet
+
+    classset = vars(clf).get("classset_")
+    if isinstance(classset, ClassSet):
+        return classset
+    try:
+        classes = clf.classes_
+    except AttributeError:  # NotFittedError is one
+        return None
+    if classes is None or isinstance(classes, ClassSet):
+        return classes
+    return ClassSet(tuple(str(c) for c in classes))
+
+
 def _is_fitted(clf: Any) -> bool:
     return any(k.endswith("_") and not k.startswith("__") for k in vars(clf))
 
@@ -200,7 +218,8 @@ def save_classifier(clf: Any, path: str | Path, *, model: str | None = None) -> 
     model : the model spec to reload the encoder with (default: the encoder's own spec).
     Returns the path written.
     """
-    if not _is_fitted(clf) or not hasattr(clf, "classes_"):
+    classes = classifier_classes(clf)
+    if not _is_fitted(clf) or classes is None:
         raise ClassifierFileError(
             f"This {type(clf).__name__} is not fitted; call fit() before save_classifier()."
         )
@@ -212,7 +231,7 @@ def save_classifier(clf: Any, path: str | Path, *, model: str | None = None) -> 
         "format_version": FORMAT_VERSION,
         "zsvl_version": __version__,
         "encoder": _encoder_json(encoder, model),
-        "classes": _classset_json(clf.classes_),
+        "classes": _classset_json(classes),
         "estimator": tree,
         "arrays": {k: {"shape": list(a.shape), "dtype": a.dtype.str}
                    for k, a in writer.arrays.items()},
@@ -494,7 +513,8 @@ def load_classifier(
         raise
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise ClassifierFileError(f"{path} is damaged or was altered ({exc!r}).") from exc
-    names = tuple(getattr(clf, "classes_", None) or ())
-    if list(names) != list((manifest.get("classes") or {}).get("names", [])):
+    classes = classifier_classes(clf)
+    names = list(classes.names) if classes is not None else []
+    if names != list((manifest.get("classes") or {}).get("names", [])):
         raise reader.bad("the class order of the classifier and of the manifest differ")
     return clf
