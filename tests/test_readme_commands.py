@@ -295,7 +295,7 @@ def test_readme_commands_run_as_written(world):
         argv = [os.path.expanduser(a) if a.startswith("~") else a for a in argv]
         argv = [a.replace("~/", str(Path(env["HOME"])) + "/") for a in argv]
         done = subprocess.run(argv, cwd=world["work"], env=env, capture_output=True, text=True,
-                              timeout=900)
+                              timeout=3600)
         ran.append(f"line {cmd.line}: rc {done.returncode}{' (' + note + ')' if note else ''}: "
                    f"{cmd.text}")
         if done.returncode != 0 or "Traceback" in done.stderr:

@@ -19,6 +19,13 @@ __all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``zsvl`` parser: every command, then ``--quiet``/``--json`` before or after each."""
+    parser = _build_commands()
+    add_output_flags(parser)
+    return parser
+
+
+def _build_commands() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="zsvl", description="Training-free zero-shot image classification with CLIP models."
     )
@@ -65,7 +72,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="toy")
     p.add_argument("--methods", type=_csv_list, default=None, help="default: all registered")
     p.set_defaults(func=_cmd_demo)
-    add_output_flags(parser)  # --quiet and --json, before or after the command
     return parser
 
 
