@@ -181,13 +181,12 @@ def _third_party_quiet(verbose: bool):  # noqa: ANN202 - a context manager
                         ("TOKENIZERS_PARALLELISM", "false")):
         os.environ.setdefault(name, value)
     package = os.path.dirname(os.path.abspath(__file__))
-    log = logging.getLogger("zsvl.cli")
 
     def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001, ANN202
         if os.path.abspath(filename).startswith(package):
             print(f"zsvl: warning: {message}", file=sys.stderr)
         elif verbose:
-            log.info("%s: %s (%s:%s)", category.__name__, message, filename, lineno)
+            print(f"{category.__name__} ({filename}:{lineno}): {message}", file=sys.stderr)
 
     with warnings.catch_warnings():
         warnings.simplefilter("default")

@@ -238,3 +238,28 @@ def test_result_indices_and_names_agree(folders, toy_encoder):
     assert [names[i] for i in result.label_indices] == result.labels
     assert [[names[i] for i in row] for row in result.topk_indices] == result.topk_labels
     np.testing.assert_allclose(result.scores, result.probs.max(1))
+
+
+def test_third_party_warnings_and_bars_are_kept_out_of_the_way(monkeypatch, capsys):
+    import os
+    import warnings
+
+    import zsvl.cli_classify
+
+    zsvl_file = zsvl.cli_classify.__file__
+    env = dict(os.environ)
+    env.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)
+    monkeypatch.setattr(os, "environ", env)
+
+    def command(args):  # noqa: ANN001, ANN202
+        warnings.warn_explicit("a library speaks", FutureWarning, "/lib/site-packages/x.py", 1)
+        warnings.warn_explicit("zsvl speaks", UserWarning, zsvl_file, 1)
+        return 0
+
+    monkeypatch.setattr(zsvl.cli_classify, "_cmd_classify", command)
+    assert main(["classify", "x", "--classes", "a"]) == 0
+    err = capsys.readouterr().err
+    assert err == "zsvl: warning: zsvl speaks\n"
+    assert env["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"
+    assert main(["-v", "classify", "x", "--classes", "a"]) == 0
+    assert "a library speaks" in capsys.readouterr().err
