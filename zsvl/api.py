@@ -160,7 +160,15 @@ def classify(
         check_method_inputs(method, support=support, descriptors=descriptors, index=index,
                             templates=templates)
     if classifier is not None:
-        clf, encoder = _given_classifier(classifier, classes, method, support, model, device)
+        fixed = {"method": method != "zeroshot", "support": support is not None,
+                 "templates": templates is not None, "descriptors": descriptors is not None,
+                 "index": index is not None}
+        if any(fixed.values()):
+            given = ", ".join(f"{k}=" for k, v in fixed.items() if v)
+            raise InvalidParameterError(
+                f"A classifier was given: leave out {given} (they were fixed when it was fitted)."
+            )
+        clf, encoder = _given_classifier(classifier, classes, model, device)
         used, params = "saved", {}
     else:
         encoder = model if isinstance(model, Encoder) else load_model(
@@ -174,23 +182,22 @@ def classify(
             clf, used, params = fitted.classifier, method, fitted.params
     encoded = encoder.encode_images(images, batch_size=batch_size, on_error=on_error)
     if classifier is None and method == "gda-em":
+        if len(encoded) == 0:
+            raise InvalidParameterError(
+                f"None of the {len(encoded.failures)} images could be read, and gda-em fits on "
+                "the images it classifies; see the reasons with on_error='raise'."
+            )
         fitted = fit_classifier(method, encoder, classes, support=support, templates=templates,
                                 unlabelled=encoded.embeddings, batch_size=batch_size)
         clf, used, params = fitted.classifier, method, fitted.params
     return _result(clf, encoded, top_k, used, params)
 
 
-def _given_classifier(classifier: Any, classes: Any, method: str, support: Any, model: Any,
-                      device: Any) -> tuple[Any, Encoder]:
-    """A saved or fitted classifier and its encoder, with the arguments it makes pointless
-    refused."""
+def _given_classifier(classifier: Any, classes: Any, model: Any, device: Any
+                      ) -> tuple[Any, Encoder]:
+    """A saved or fitted classifier and its encoder; ``classes`` must match its own."""
     from zsvl.persist import classifier_classes, classifier_encoder, load_classifier
 
-    if method != "zeroshot" or support is not None:
-        raise InvalidParameterError(
-            "A classifier was given: leave out method= and support= (they were fixed when it "
-            "was fitted)."
-        )
     if isinstance(classifier, str | Path):
         encoder = model if isinstance(model, Encoder) else (
             load_model(model, device=device) if model is not None else None)
