@@ -164,7 +164,9 @@ def _open_zip(path: str | Path) -> zipfile.ZipFile:
     path = Path(path)
     if not path.is_file():
         raise ClassifierFileError(
-            f"Classifier file {str(path)!r} does not exist. Make one with `zsvl fit ... --out "
+            f"Classifier file {str(path)!r} "
+            f"{'is a folder, not a file' if path.is_dir() else 'does not exist'}. Make one with "
+            f"`zsvl fit ... --out "
             f"{path.name or 'clf.zsvl'}` or zsvl.save_classifier(clf, path)."
         )
     try:
