@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     import torch
 
-    from zsvl.models import load_model
+    from zsvl.embed import load_model
 
     encoder = load_model(args.model, device=args.device, cache=False)
     captions = make_captions(args.n_texts)

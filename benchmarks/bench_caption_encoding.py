@@ -31,7 +31,7 @@ def main() -> None:
     import torch
     import torch.nn.functional as F
 
-    from zsvl.models import load_model
+    from zsvl.embed import load_model
     from zsvl.toy.captions import caption_corpus
 
     enc = load_model(args.model, device="cpu", cache=False)

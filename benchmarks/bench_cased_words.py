@@ -72,7 +72,7 @@ def mean_jaccard(xs, ys) -> float:
 
 def retrieved_groups(model: str, n_images: int, corpus_lines: int, work: Path) -> list[list[str]]:
     from zsvl.index.build import build_index
-    from zsvl.models import load_model
+    from zsvl.embed import load_model
     from zsvl.toy.captions import write_caption_corpus
     from zsvl.toy.suite import get_toy_dataset, render_split
 

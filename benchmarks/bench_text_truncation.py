@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from zsvl.models import load_model
+from zsvl.embed import load_model
 from zsvl.models.textenc import encode_tokens
 
 WORDS = (

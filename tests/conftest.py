@@ -31,7 +31,7 @@ def _session_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def toy_encoder():
     """The shipped tiny CLIP, uncached (tests that need the cache wrap it themselves)."""
-    from zsvl.models import load_model
+    from zsvl.embed import load_model
 
     return load_model("toy", device="cpu", cache=False, num_workers=0)
 
@@ -76,6 +76,6 @@ def toy_suite(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
 @pytest.fixture(scope="session")
 def vitb32_random():
     """ViT-B-32 with random weights: a real architecture for exactness checks (no download)."""
-    from zsvl.models import load_model
+    from zsvl.embed import load_model
 
     return load_model("ViT-B-32:random", device="cpu", cache=False, num_workers=0)

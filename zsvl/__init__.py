@@ -49,7 +49,7 @@ __all__ = [
 # name -> module that defines it; loaded on first attribute access (PEP 562)
 _LAZY = {
     "classify": "zsvl.api",
-    "load_model": "zsvl.api",
+    "load_model": "zsvl.embed.loading",
     "list_models": "zsvl.models.registry",
     "save_classifier": "zsvl.persist",
     "load_classifier": "zsvl.persist",
@@ -70,7 +70,8 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    from zsvl.api import ClassificationResult, classify, load_model
+    from zsvl.api import ClassificationResult, classify
+    from zsvl.embed.loading import load_model
     from zsvl.methods.zeroshot import ZeroShotClassifier
     from zsvl.models.registry import list_models
     from zsvl.persist import load_classifier, save_classifier

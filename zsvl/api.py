@@ -1,4 +1,4 @@
-"""The one-call front door: ``load_model`` and ``classify``."""
+"""The one-call front door: ``classify`` (and ``load_model``, re-exported from zsvl.embed)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from zsvl.embed.loading import DEFAULT_MODEL, load_model
 from zsvl.errors import InvalidParameterError
 from zsvl.methods.base import top_k as take_top_k
 from zsvl.models.base import Encoder, ImageFailure, OnError
@@ -19,35 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from zsvl.models.spec import SpecLike
 
-__all__ = ["load_model", "classify", "ClassificationResult", "DEFAULT_MODEL"]
-
-DEFAULT_MODEL = "ViT-B-32:laion2b_s34b_b79k"
-
-
-def load_model(
-    spec: SpecLike = DEFAULT_MODEL,
-    *,
-    device: str | torch.device | None = None,
-    precision: str = "fp32",
-    cache: bool = True,
-    cache_dir: str | None = None,
-) -> Encoder:
-    """Load an encoder from any model spec, with the on-disk embedding cache in front.
-
-    ``spec`` examples: ``"ViT-B-32:laion2b_s34b_b79k"``, ``("ViT-B-32", "openai")``,
-    ``"ViT-B-32:/path/weights.bin"``, ``"local-dir:/path"``, ``"hf-hub:org/repo"``, ``"toy"``.
-    ``device`` None picks CUDA when present; ``precision`` is fp32, fp16 or bf16;
-    ``cache_dir`` is where Hugging Face weights are looked up and downloaded.
-    """
-    from zsvl.models import load_model as load_uncached
-
-    encoder = load_uncached(spec, device=device, precision=precision, cache_dir=cache_dir)
-    if not cache:
-        return encoder
-    from zsvl.embed.cached import CachedEncoder
-
-    return CachedEncoder(encoder)
-
+__all__ = ["classify", "ClassificationResult"]
 
 @dataclass(frozen=True)
 class ClassificationResult:

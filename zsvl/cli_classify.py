@@ -126,7 +126,7 @@ def _classes(args: argparse.Namespace) -> Any:
 
 
 def _model(args: argparse.Namespace) -> str:
-    from zsvl.api import DEFAULT_MODEL
+    from zsvl.models import DEFAULT_MODEL
 
     if args.model:
         return args.model
@@ -188,7 +188,7 @@ def _result_table(result: Any, k: int) -> str:
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
-    from zsvl.api import load_model
+    from zsvl.embed import load_model
     from zsvl.fitting import check_method_inputs, fit_classifier
     from zsvl.persist import classifier_classes, save_classifier
 

@@ -79,7 +79,7 @@ def add_index_parsers(sub: Any) -> None:
 
 
 def _load_encoder(spec: str | None, index_path: str | None, device: str | None) -> Any:
-    from zsvl.models import load_model
+    from zsvl.embed import load_model
 
     if spec is None and index_path is not None:
         from zsvl.index.storage import read_manifest

@@ -242,7 +242,7 @@ def load_classifier(
                 f"{path} does not record a model spec; pass the encoder: "
                 f"load_classifier(path, zsvl.load_model(SPEC))."
             )
-        from zsvl.api import load_model
+        from zsvl.embed import load_model
 
         encoder = load_model(model, device=device)
     if encoder is not None and saved.get("fingerprint") not in (None, encoder.fingerprint):

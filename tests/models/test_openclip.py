@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from zsvl.errors import InvalidParameterError
-from zsvl.models import Encoder, load_model
+from zsvl.embed import load_model
+from zsvl.models import Encoder
 
 
 def test_encoder_satisfies_protocol(toy_encoder):

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from zsvl.errors import IndexMismatchError, WeightsNotFoundError
-from zsvl.models import identity, load_model, parse_spec, weights
+from zsvl.embed import load_model
+from zsvl.models import identity, parse_spec, weights
 from zsvl.toy.model import toy_checkpoint_path, toy_config_path
 
 WEIGHTS = "open_clip_pytorch_model.bin"

@@ -40,7 +40,7 @@ class EvalWorker:
 
     def __init__(self, model: str, device: str | None,
                  hook: Callable[[str, int], None] | None = None) -> None:
-        from zsvl.api import load_model
+        from zsvl.embed import load_model
 
         self.encoder = load_model(model, device=device)
         self.model = model

@@ -39,7 +39,7 @@ class EncoderSource:
     def load(self, device: str) -> Any:
         if self.encoder is not None:
             return self.encoder
-        from zsvl.models import load_model
+        from zsvl.embed import load_model
 
         return load_model(self.spec, device=device, precision=self.precision, num_workers=0)
 

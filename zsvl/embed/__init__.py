@@ -1,6 +1,6 @@
 """zsvl.embed: batched encoding and the content-addressed embedding cache.
 
-``CachedEncoder(encoder)`` wraps any Encoder so repeated texts and images are read from disk
+``load_model(spec)`` opens an encoder with the cache in front; ``CachedEncoder(encoder)`` wraps any Encoder so repeated texts and images are read from disk
 (``EmbeddingStore``, one SQLite file per encoder fingerprint under ``zsvl_home()/embeddings``).
 """
 
@@ -16,6 +16,7 @@ __all__ = [
     "EmbeddingStore",
     "KEY_VERSION",
     "image_key",
+    "load_model",
     "text_key",
 ]
 
@@ -25,12 +26,14 @@ _LAZY = {
     "EmbeddingStore": "zsvl.embed.store",
     "KEY_VERSION": "zsvl.embed.keys",
     "image_key": "zsvl.embed.keys",
+    "load_model": "zsvl.embed.loading",
     "text_key": "zsvl.embed.keys",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from zsvl.embed.cached import CachedEncoder, CacheStats
     from zsvl.embed.keys import KEY_VERSION, image_key, text_key
+    from zsvl.embed.loading import load_model
     from zsvl.embed.store import EmbeddingStore
 
 

@@ -159,7 +159,7 @@ def evaluate(
     if todo:
         _check_layout(todo, root)
         if isinstance(model, str | tuple):
-            from zsvl.api import load_model
+            from zsvl.embed import load_model
 
             encoder = load_model(model)
         else:

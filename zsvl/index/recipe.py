@@ -133,7 +133,7 @@ def build_from_recipe(
 
     recipe = recipe if isinstance(recipe, Recipe) else read_recipe(recipe)
     if encoder is None:
-        from zsvl.models import load_model
+        from zsvl.embed import load_model
 
         encoder = load_model(recipe.model, cache=False)
     corpus = CaptionCorpus(

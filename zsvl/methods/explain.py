@@ -93,7 +93,7 @@ def explain_images(
     Returns {"results": [{"source", "label", "score", "explanation": [...]}, ...], "skipped":
     [{"source", "error"}]}.
     """
-    from zsvl.api import DEFAULT_MODEL, load_model
+    from zsvl.embed.loading import DEFAULT_MODEL, load_model
     from zsvl.methods.descriptors import DescriptorClassifier
     from zsvl.models.base import Encoder
 
