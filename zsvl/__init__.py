@@ -53,7 +53,7 @@ _LAZY = {
     "list_models": "zsvl.models.registry",
     "save_classifier": "zsvl.persist",
     "load_classifier": "zsvl.persist",
-    "ClassSet": "zsvl.text.classes",
+    "ClassSet": "zsvl.classes",
     "ZeroShotClassifier": "zsvl.methods.zeroshot",
     "ClassificationResult": "zsvl.api",
     "DescriptorClassifier": "zsvl.methods.descriptors",
@@ -75,7 +75,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from zsvl.methods.zeroshot import ZeroShotClassifier
     from zsvl.models.registry import list_models
     from zsvl.persist import load_classifier, save_classifier
-    from zsvl.text.classes import ClassSet
+    from zsvl.classes import ClassSet
 
 
 __getattr__, __dir__ = lazy_exports("zsvl", globals(), _LAZY, __all__)

@@ -13,7 +13,7 @@ from zsvl.embed.loading import DEFAULT_MODEL, load_model
 from zsvl.errors import InvalidParameterError
 from zsvl.methods.base import top_k as take_top_k
 from zsvl.models.base import Encoder, ImageFailure, OnError
-from zsvl.text.classes import ClassSet, as_classset
+from zsvl.classes import ClassSet, as_classset
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch

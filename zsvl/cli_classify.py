@@ -118,7 +118,7 @@ def _refuse_conflicts(args: argparse.Namespace) -> None:
 
 
 def _classes(args: argparse.Namespace) -> Any:
-    from zsvl.text.classes import ClassSet
+    from zsvl.classes import ClassSet
 
     if args.classes_file:
         return ClassSet.from_file(args.classes_file)

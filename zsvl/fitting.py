@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from zsvl.errors import InvalidParameterError
-from zsvl.text.classes import ClassSet, as_classset
+from zsvl.classes import ClassSet, as_classset
 
 __all__ = ["METHODS", "FittedMethod", "fit_classifier", "check_method_inputs"]
 

@@ -62,7 +62,7 @@ MANIFEST = "manifest.json"
 def classifier_classes(clf: Any) -> Any:
     """The ClassSet of a fitted classifier (``classset_`` when it keeps one, else built from
     ``classes_``, a ClassSet or an array of names); None when it is not fitted."""
-    from zsvl.text.classes import ClassSet
+    from zsvl.classes import ClassSet
 
     classset = vars(clf).get("classset_")
     if isinstance(classset, ClassSet):

@@ -76,7 +76,7 @@ class Writer:
         return self._encode_object(value, where)
 
     def _encode_object(self, value: Any, where: str) -> Any:
-        from zsvl.text.classes import ClassSet
+        from zsvl.classes import ClassSet
         from zsvl.text.descriptors import DescriptorSet
 
         module = type(value).__module__
@@ -196,7 +196,7 @@ class Reader:
         if tag == "$items":
             return {_hashable(self.decode(k)): self.decode(v) for k, v in body}
         if tag == "$classset":
-            from zsvl.text.classes import ClassSet
+            from zsvl.classes import ClassSet
 
             return ClassSet(tuple(body["names"]), tuple(tuple(a) for a in body["aliases"]))
         if tag == "$descriptors":

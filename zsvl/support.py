@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from zsvl.errors import InvalidParameterError
-from zsvl.text.classes import ClassSet, as_classset
+from zsvl.classes import ClassSet, as_classset
 
 __all__ = ["SupportSet", "load_support", "encode_support"]
 

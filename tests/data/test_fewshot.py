@@ -15,7 +15,7 @@ from zsvl.data.fewshot import load_manifest, sample_few_shot, save_manifest
 from zsvl.data.splits import Split
 from zsvl.errors import InvalidParameterError
 from zsvl.models.base import EncodedImages
-from zsvl.text.classes import ClassSet
+from zsvl.classes import ClassSet
 
 
 def make_splits(root: Path, counts=(20, 20, 3), val_counts=(6, 6, 6)) -> dict[str, Split]:

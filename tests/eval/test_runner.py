@@ -10,7 +10,8 @@ import pytest
 
 from zsvl.data.datasets import DatasetInfo, toy_datasets
 from zsvl.errors import InvalidParameterError
-from zsvl.eval.registry import MethodResult, get_method, method_names, register
+from zsvl.eval.catalog import get_method, method_names
+from zsvl.eval.registry import MethodResult, register
 from zsvl.eval.report import render_report
 from zsvl.eval.runner import record_path, run_suite
 from zsvl.eval.suite import Suite, load_suite

@@ -24,7 +24,7 @@ from pathlib import Path
 from zsvl.data.splits import Split, read_split_file
 from zsvl.errors import InvalidParameterError
 from zsvl.paths import prompts_dir
-from zsvl.text.classes import ClassSet
+from zsvl.classes import ClassSet
 
 __all__ = ["DatasetInfo", "load_dataset", "coop11_datasets", "toy_datasets", "dataset_folder"]
 

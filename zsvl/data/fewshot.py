@@ -29,7 +29,7 @@ import numpy as np
 
 from zsvl.data.splits import Split
 from zsvl.errors import InvalidParameterError
-from zsvl.text.classes import ClassSet
+from zsvl.classes import ClassSet
 
 __all__ = [
     "COOP_SHOTS",
@@ -79,7 +79,7 @@ class FewShotSplit:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON manifest (paths relative to ``root`` where possible)."""
-        from zsvl import __version__
+        from zsvl._version import __version__
 
         def rel(path: Path) -> str:
             if self.root is not None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from zsvl.errors import InvalidParameterError
-from zsvl.text.classes import ClassSet
+from zsvl.classes import ClassSet
 
 __all__ = ["Split", "read_split_file"]
 

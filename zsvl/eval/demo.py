@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 
 def public_methods() -> list[str]:
     """Every registered method except test-only ones (names starting with '_')."""
-    from zsvl.eval.registry import method_names
+    from zsvl.eval.catalog import method_names
 
     return [m for m in method_names() if not m.startswith("_")]
 

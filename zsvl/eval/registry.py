@@ -6,11 +6,11 @@ A method is a function ``run(ctx: MethodContext) -> MethodResult``. Register it 
     def _tip(ctx): ...
 
 and it appears in ``zsvl eval --methods tip`` and in reports, without touching the runner.
+Look methods up through :mod:`zsvl.eval.catalog`, which loads the built-in ones first.
 """
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,11 +20,10 @@ import numpy as np
 
 from zsvl.data.datasets import DatasetInfo
 from zsvl.data.splits import Split
-from zsvl.errors import InvalidParameterError
 from zsvl.models.base import Encoder
-from zsvl.text.classes import ClassSet
+from zsvl.classes import ClassSet
 
-__all__ = ["MethodContext", "MethodResult", "MethodEntry", "register", "get_method", "method_names"]
+__all__ = ["MethodContext", "MethodResult", "MethodEntry", "register", "REGISTERED"]
 
 
 @dataclass(frozen=True)
@@ -80,7 +79,7 @@ class MethodEntry:
     description: str
 
 
-_METHODS: dict[str, MethodEntry] = {}
+REGISTERED: dict[str, MethodEntry] = {}
 
 
 def register(
@@ -91,30 +90,9 @@ def register(
     def wrap(
         fn: Callable[[MethodContext], MethodResult],
     ) -> Callable[[MethodContext], MethodResult]:
-        _METHODS[name] = MethodEntry(
+        REGISTERED[name] = MethodEntry(
             name, fn, uses_shots, uses_shots if seeded is None else seeded, description
         )
         return fn
 
     return wrap
-
-
-def _load_builtin() -> None:
-    import zsvl.eval.methods  # noqa: F401 - registers the built-in methods
-    import zsvl.eval.methods_more  # noqa: F401 - and the ones that moved in from the old demos
-
-
-def method_names() -> list[str]:
-    _load_builtin()
-    return list(_METHODS)
-
-
-def get_method(name: str) -> MethodEntry:
-    _load_builtin()
-    if name not in _METHODS:
-        close = difflib.get_close_matches(name, list(_METHODS), n=3)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        raise InvalidParameterError(
-            f"Unknown method {name!r}.{hint} Known methods: {', '.join(_METHODS)}."
-        )
-    return _METHODS[name]

@@ -41,7 +41,8 @@ from zsvl.eval.records import (
     relative_source,
     write_record,
 )
-from zsvl.eval.registry import MethodContext, MethodResult, get_method
+from zsvl.eval.catalog import get_method
+from zsvl.eval.registry import MethodContext, MethodResult
 from zsvl.eval.suite import Suite
 from zsvl.models.base import Encoder
 from zsvl.text.templates import load_templates

@@ -18,7 +18,7 @@ import numpy as np
 
 from zsvl.arrays import as_embeddings
 from zsvl.errors import InvalidParameterError, NotFittedError
-from zsvl.text.classes import ClassSet, as_classset
+from zsvl.classes import ClassSet, as_classset
 
 __all__ = [
     "ZeroShotHead",

@@ -67,7 +67,7 @@ class ScoreClassifier(ClassifierMixin, BaseEstimator, ABC):
     Subclasses assign ``classes_`` (a ClassSet or a sequence of names) and ``logit_scale_`` in
     ``fit`` and implement ``decision_function(X) -> (n_samples, n_classes)`` cosine-like scores.
     Reading ``classes_`` gives an object array of the names (n_classes,); ``classset_`` keeps
-    the :class:`~zsvl.text.classes.ClassSet` (with aliases).
+    the :class:`~zsvl.classes.ClassSet` (with aliases).
     """
 
     logit_scale_: float
@@ -85,7 +85,7 @@ class ScoreClassifier(ClassifierMixin, BaseEstimator, ABC):
 
     @classes_.setter
     def classes_(self, classes: Any) -> None:
-        from zsvl.text.classes import as_classset
+        from zsvl.classes import as_classset
 
         if isinstance(classes, np.ndarray):
             classes = [str(c) for c in classes]

@@ -24,7 +24,7 @@ from zsvl.errors import InvalidParameterError
 from zsvl.methods.base import ScoreClassifier
 from zsvl.methods.explain import Explanation, explain_segments
 from zsvl.models.base import Encoder
-from zsvl.text.classes import ClassSet
+from zsvl.classes import ClassSet
 from zsvl.text.descriptors import DescriptorSet, load_descriptors
 from zsvl.text.sentences import CBD_REFERENCE_TEMPLATE, CBD_TEMPLATE, build_sentences
 

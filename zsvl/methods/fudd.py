@@ -39,7 +39,7 @@ from zsvl.methods.descriptors import matmul_scores
 from zsvl.methods.explain import Evidence, Explanation
 from zsvl.methods.fudd_stage2 import PairTable, cooccurring_pairs, rescore_topk, union_text_ids
 from zsvl.models.base import Encoder
-from zsvl.text.classes import ClassSet, as_classset
+from zsvl.classes import ClassSet, as_classset
 from zsvl.text.descriptors import DescriptorSet, load_descriptors
 from zsvl.text.templates import format_prompt
 

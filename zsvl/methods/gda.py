@@ -38,7 +38,7 @@ from zsvl.methods.adapter_base import (
     resolve_zero_shot,
 )
 from zsvl.methods.base import ScoreClassifier
-from zsvl.text.classes import ClassSet
+from zsvl.classes import ClassSet
 
 __all__ = [
     "GDAAdapter",

@@ -26,7 +26,7 @@ from zsvl.arrays import as_embeddings
 from zsvl.methods.adapter_base import check_choice, check_number, resolve_zero_shot
 from zsvl.methods.base import ScoreClassifier
 from zsvl.methods.gda import GaussianHeadScores, covariance_estimate, gaussian_head
-from zsvl.text.classes import ClassSet
+from zsvl.classes import ClassSet
 
 __all__ = ["GDAEMAdapter"]
 

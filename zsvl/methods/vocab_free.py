@@ -27,7 +27,7 @@ from zsvl.methods.adapter_base import check_number
 from zsvl.methods.base import ScoreClassifier
 from zsvl.models.base import Encoder
 from zsvl.text.candidates import CandidateExtractor
-from zsvl.text.classes import ClassSet
+from zsvl.classes import ClassSet
 from zsvl.text.templates import format_prompts, load_templates
 
 __all__ = ["VocabularyFreeClassifier", "VocabularyFreeResult", "CandidateCache"]

@@ -41,7 +41,7 @@ from zsvl.errors import InvalidParameterError
 from zsvl.methods.base import ScoreClassifier
 from zsvl.methods.descriptors import aggregate_texts, matmul_scores
 from zsvl.models.base import Encoder
-from zsvl.text.classes import ClassSet, as_classset
+from zsvl.classes import ClassSet, as_classset
 from zsvl.text.descriptors import DescriptorSet, load_descriptors
 from zsvl.text.sentences import WAFFLE_TEMPLATE, build_sentences
 

@@ -4,23 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from zsvl.data.failures import ImageFailure, OnError  # re-exported: part of the Encoder API
+
 __all__ = ["Encoder", "EncodedImages", "ImageFailure", "OnError"]
-
-OnError = Literal["raise", "skip"]
-
-
-@dataclass(frozen=True)
-class ImageFailure:
-    """One input that could not be turned into an embedding."""
-
-    index: int  # position of the input in the caller's (expanded) list
-    source: str  # file path, or a short description of an in-memory input
-    error: str  # what went wrong, in words
-
 
 @dataclass(frozen=True)
 class EncodedImages:

@@ -23,7 +23,7 @@ from typing import Any
 
 from zsvl._atomic import atomic_write_text
 from zsvl.errors import InvalidParameterError
-from zsvl.text.classes import ClassSet, as_classset
+from zsvl.classes import ClassSet, as_classset
 
 __all__ = ["PairAttribute", "DescriptorSet", "FORMAT", "load_descriptors", "packaged_descriptors"]
 

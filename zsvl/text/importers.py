@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from zsvl.errors import InvalidParameterError
-from zsvl.text.classes import ClassSet, as_classset
+from zsvl.classes import ClassSet, as_classset
 from zsvl.text.descriptors import FORMAT, DescriptorSet, PairAttribute
 from zsvl.text.sentences import clean_descriptor
 
