@@ -35,9 +35,8 @@ import numpy as np
 from zsvl.arrays import as_embeddings, l2_normalize
 from zsvl.errors import InvalidParameterError
 from zsvl.methods.base import ScoreClassifier, top_k
-from zsvl.methods.descriptors import matmul_scores
-from zsvl.methods.explain import Evidence, Explanation
 from zsvl.methods.fudd_stage2 import PairTable, cooccurring_pairs, rescore_topk, union_text_ids
+from zsvl.methods.text_heads import Evidence, Explanation, matmul_scores
 from zsvl.models.base import Encoder
 from zsvl.text.classes import ClassSet, as_classset
 from zsvl.text.descriptors import DescriptorSet, load_descriptors
