@@ -93,9 +93,9 @@ def tip_grid_counts(
     X: Any,
     y: Any,
     *,
-    betas: Sequence[float],
-    alphas: Sequence[float],
-    gammas: Sequence[float] = (0.0,),
+    betas: Sequence[float] | np.ndarray,
+    alphas: Sequence[float] | np.ndarray,
+    gammas: Sequence[float] | np.ndarray = (0.0,),
     block_rows: int | None = None,
 ) -> np.ndarray:
     """Correct predictions of a fitted TipAdapter for every (beta, alpha, gamma) on (X, y).
@@ -141,7 +141,8 @@ def tip_grid_counts(
 
 
 def linear_grid_counts(
-    zero_shot_logits: Any, term: Any, y: Any, alphas: Sequence[float], device: Any = None
+    zero_shot_logits: Any, term: Any, y: Any, alphas: Sequence[float] | np.ndarray,
+    device: Any = None
 ) -> np.ndarray:
     """Correct predictions of argmax(zero_shot_logits + alpha * term) per alpha; (n_alpha,).
 

@@ -138,6 +138,7 @@ class CaptionSupportAdapter(ScoreClassifier):
         X_val, y_val : optional validation split (m, dim), (m,) used to choose alpha and beta.
         """
         self._validate()
+        assert self.classes is not None  # _validate raised otherwise
         classes = as_classset(self.classes)
         self.zero_shot_ = ZeroShotClassifier(self.encoder, classes, templates=self.templates,
                                              batch_size=self.batch_size).fit()

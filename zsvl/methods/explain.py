@@ -15,14 +15,14 @@ import numpy as np
 from zsvl.methods.descriptors import DescriptorClassifier
 from zsvl.methods.text_heads import Evidence, Explanation, explain_segments
 from zsvl.models import DEFAULT_MODEL, load_model
-from zsvl.models.base import Encoder
+from zsvl.models.base import Encoder, OnError
 
 __all__ = ["Evidence", "Explanation", "explain_segments", "explain_images"]
 
 
 def explain_images(
     images: Any, descriptors: Any, *, model: Any = None, aggregation: str = "mean_sims",
-    top: int = 5, classes: Any = None, batch_size: int = 64, on_error: str = "skip",
+    top: int = 5, classes: Any = None, batch_size: int = 64, on_error: OnError = "skip",
     device: str | None = None,
 ) -> dict[str, Any]:
     """Classify images with descriptors and explain each prediction (``zsvl classify --explain``).

@@ -204,8 +204,8 @@ def rescore_topk(
             x = Xt[order_t[start : start + chunk]]
             dot = (W * x[:, None, :]).sum(-1)  # 5x faster than bmm for (b, k, D) x (b, D)
             out[start : start + len(t)] = dot / torch.linalg.vector_norm(W, dim=-1)
-        result = torch.empty_like(out)
-        result[order_t] = out
-        result = result.cpu().numpy()
+        unsorted = torch.empty_like(out)
+        unsorted[order_t] = out
+        result = unsorted.cpu().numpy()
     found = np.isfinite(result)  # 0 / 0: a candidate without any text
     return np.where(found, result, 0.0).astype(np.float32), found
