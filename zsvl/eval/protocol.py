@@ -31,7 +31,12 @@ import numpy as np
 
 from zsvl.arrays import as_embeddings, l2_normalize
 from zsvl.errors import InvalidParameterError
-from zsvl.eval.search import GDA_ALPHAS, linear_grid_counts, tip_grid_counts, tip_reference_grid
+from zsvl.methods.grid_search import (
+    GDA_ALPHAS,
+    linear_grid_counts,
+    tip_grid_counts,
+    tip_reference_grid,
+)
 
 __all__ = [
     "MODES",

@@ -121,7 +121,8 @@ def tip_grid_counts(
             zs = (x @ text.T).mul_(adapter.logit_scale_)
             kl = torch.as_tensor(adapter.kl_logits(x), device=dev) if use_kl else None
             margins = [
-                zero_shot_margins(zs if g == 0 else zs + float(g) * kl, yb) for g in gammas
+                zero_shot_margins(zs if g == 0 or kl is None else zs + float(g) * kl, yb)
+                for g in gammas
             ]  # beta-independent: once per block
             shifted = (x @ keys.T).sub_(1.0)  # A - 1, computed once per block
             # small problems: several betas per pass (fewer, larger tensor operations)
