@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from zsvl import __version__
-from zsvl.methods.search import tip_grid_counts, tip_reference_grid
+from zsvl.methods.grid_search import tip_grid_counts, tip_reference_grid
 from zsvl.methods.tip import TipAdapter
 
 RESULTS = Path(__file__).resolve().parent / "results" / "tip_search.json"

@@ -9,8 +9,8 @@ import pytest
 
 from zsvl.errors import InvalidParameterError
 from zsvl.eval.protocol import fit_and_evaluate, fold_ids, tune_gda, tune_gda_em, tune_tip
-from zsvl.methods.search import alpha_counts, tip_grid_counts, tip_reference_grid
 from zsvl.methods.gda import GDAAdapter
+from zsvl.methods.grid_search import alpha_counts, tip_grid_counts, tip_reference_grid
 from zsvl.methods.tip import TipAdapter
 
 

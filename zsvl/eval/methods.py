@@ -166,8 +166,9 @@ def _caption_index(ctx: MethodContext):  # noqa: ANN202 - a CaptionIndex
 
     if "index" in ctx.params:
         return CaptionIndex.load(ctx.params["index"], ctx.encoder)
-    corpus = ctx.data_root / "captions" / "toy_captions.txt" if ctx.data_root else None
-    if corpus is None or not corpus.is_file():
+    root = ctx.data_root
+    corpus = root / "captions" / "toy_captions.txt" if root is not None else None
+    if root is None or corpus is None or not corpus.is_file():
         raise ValueError(
             "caption-support needs a caption index: set [params.caption-support] index = "
             "'indexes/NAME' in the suite file (build one with `zsvl index build`)."
@@ -175,7 +176,7 @@ def _caption_index(ctx: MethodContext):  # noqa: ANN202 - a CaptionIndex
     return build_index(
         corpus,
         ctx.encoder,
-        ctx.data_root / "caption-index",
+        root / "caption-index",
         max_memory="1G",
         shard_size=16384,
         batch_size=512,

@@ -31,7 +31,12 @@ import numpy as np
 
 from zsvl.arrays import as_embeddings, l2_normalize
 from zsvl.errors import InvalidParameterError
-from zsvl.methods.search import GDA_ALPHAS, linear_grid_counts, tip_grid_counts, tip_reference_grid
+from zsvl.methods.grid_search import (
+    GDA_ALPHAS,
+    linear_grid_counts,
+    tip_grid_counts,
+    tip_reference_grid,
+)
 
 __all__ = [
     "MODES",
@@ -157,8 +162,9 @@ def _search(
     y = np.asarray(y)
     notes: list[str] = []
     if mode != "cv":
-        X_s, y_s = search_set if search_set is not None else val
-        y_s = np.asarray(y_s)
+        labelled = search_set if search_set is not None else val
+        assert labelled is not None  # resolve_mode: every mode but "cv" has a labelled set
+        X_s, y_s = labelled[0], np.asarray(labelled[1])
         if mode == "fewshot-val" and len(y_s) and np.bincount(y_s).max() > 4:
             notes.append(
                 "the validation set has more than 4 images per class; CoOp's few-shot "
@@ -191,6 +197,10 @@ def _search(
         counts = count(fit_fold, plain[held], y[held])
         total = counts if total is None else total + counts
         n += int(held.sum())
+    if total is None:
+        raise InvalidParameterError(
+            f"cv: no usable fold among {len(y)} shots; pass val=(X_val, y_val) instead."
+        )
     return total, n, mode, notes
 
 
@@ -251,16 +261,18 @@ def tune_tip(
     """
     from zsvl.methods.tip import TipAdapter
 
-    betas = TIP_GRID["beta"] if betas is None else np.asarray(betas, dtype=float)
-    alphas = TIP_GRID["alpha"] if alphas is None else np.asarray(alphas, dtype=float)
-    gammas = np.asarray(gammas, dtype=float)
+    beta_grid = TIP_GRID["beta"] if betas is None else np.asarray(betas, dtype=float)
+    alpha_grid = TIP_GRID["alpha"] if alphas is None else np.asarray(alphas, dtype=float)
+    gamma_grid = np.asarray(gammas, dtype=float)
 
     base = TipAdapter(zero_shot, **params)
 
     def count(fit: Callable[[dict[str, Any]], Any], X: Any, yy: np.ndarray) -> np.ndarray:
-        return tip_grid_counts(fit({}), X, yy, betas=betas, alphas=alphas, gammas=gammas)
+        return tip_grid_counts(
+            fit({}), X, yy, betas=beta_grid, alphas=alpha_grid, gammas=gamma_grid
+        )
 
-    grid = {"beta": betas, "alpha": alphas, "gamma": gammas}
+    grid = {"beta": beta_grid, "alpha": alpha_grid, "gamma": gamma_grid}
     return _tune(base, count, grid, shots, y, val=val, search_set=search_set, mode=mode,
                  n_folds=n_folds, seed=seed, raw_views=True)
 
@@ -285,27 +297,27 @@ def tune_gda(
     """
     from zsvl.methods.gda import GDAAdapter
 
-    alphas = np.asarray(alphas, dtype=float)
-    ridges = np.asarray(ridges, dtype=float)
+    alpha_grid = np.asarray(alphas, dtype=float)
+    ridge_grid = np.asarray(ridges, dtype=float)
 
     base = GDAAdapter(zero_shot, **params)
 
     def count(fit: Callable[[dict[str, Any]], Any], X: Any, yy: np.ndarray) -> np.ndarray:
         rows = []
-        for ridge in ridges:
+        for ridge in ridge_grid:
             fitted = fit({"ridge": float(ridge)})
             rows.append(
                 linear_grid_counts(
                     fitted.zero_shot_logits(X),
                     fitted.gda_logits(X),
                     yy,
-                    alphas,
+                    alpha_grid,
                     device=fitted.device_,
                 )
             )
         return np.stack(rows)
 
-    grid = {"ridge": ridges, "alpha": alphas}
+    grid = {"ridge": ridge_grid, "alpha": alpha_grid}
     return _tune(base, count, grid, shots, y, val=val, search_set=search_set, mode=mode,
                  n_folds=n_folds, seed=seed)
 
@@ -345,8 +357,10 @@ def tune_gda_em(
     used = resolve_mode(
         "fewshot-val" if mode in ("auto", "cv") else mode, val=val, search_set=search_set
     )
-    X_s, y_s = search_set if search_set is not None else val
-    alphas = np.asarray(alphas, dtype=float)
+    labelled = search_set if search_set is not None else val
+    assert labelled is not None  # checked above
+    X_s, y_s = labelled
+    alpha_grid = np.asarray(alphas, dtype=float)
     iters = np.asarray(max_iters, dtype=int)
     rows = []
     for it in iters:
@@ -356,11 +370,11 @@ def tune_gda_em(
                 adapter.zero_shot_logits(X_s),
                 adapter.gda_logits(X_s),
                 y_s,
-                alphas,
+                alpha_grid,
                 device=adapter.device_,
             )
         )
-    result = _result(np.stack(rows), len(y_s), {"max_iter": iters, "alpha": alphas}, used, [])
+    result = _result(np.stack(rows), len(y_s), {"max_iter": iters, "alpha": alpha_grid}, used, [])
     best = {"max_iter": int(result.best["max_iter"]), "alpha": result.best["alpha"]}
     return _with(base, best).fit(X_unlabelled), result
 

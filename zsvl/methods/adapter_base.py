@@ -133,11 +133,10 @@ def check_number(
     ok_type = isinstance(value, numbers.Integral if integer else numbers.Real)
     ok_type = ok_type and not isinstance(value, bool)
     number = (int(value) if integer else float(value)) if ok_type else None
-    ok = number is not None and np.isfinite(number)
-    if ok and low is not None:
-        ok = number >= low if low_inclusive else number > low
-    if ok and high is not None:
-        ok = number <= high if high_inclusive else number < high
+    ok = False
+    if number is not None and np.isfinite(number):
+        ok = low is None or (number >= low if low_inclusive else number > low)
+        ok = ok and (high is None or (number <= high if high_inclusive else number < high))
     if not ok:
         bounds = []
         if low is not None:

@@ -17,7 +17,7 @@ All of it is one :class:`~zsvl.methods.tip.TipAdapter` (``tip_``) fitted on thos
 ``sample_weight`` = the value weights: the same cache code, the same Tip-X KL term (SuS-X's
 signatures with the rescaling range fixed at fit, see :mod:`zsvl.methods.tip`), the same torch
 math on the encoder's device, and the same vectorised grid search
-(:func:`zsvl.methods.search.tip_grid_counts`) when ``fit(X_val=..., y_val=...)`` is given a
+(:func:`zsvl.methods.grid_search.tip_grid_counts`) when ``fit(X_val=..., y_val=...)`` is given a
 validation split. alpha/beta default to values that need no labels.
 """
 
@@ -138,6 +138,7 @@ class CaptionSupportAdapter(ScoreClassifier):
         X_val, y_val : optional validation split (m, dim), (m,) used to choose alpha and beta.
         """
         self._validate()
+        assert self.classes is not None  # _validate raised otherwise
         classes = as_classset(self.classes)
         self.zero_shot_ = ZeroShotClassifier(self.encoder, classes, templates=self.templates,
                                              batch_size=self.batch_size).fit()
@@ -188,7 +189,7 @@ class CaptionSupportAdapter(ScoreClassifier):
 
     def _search(self, X_val: Any, y_val: Any) -> None:
         """Choose (beta, alpha) on the validation split with the shared vectorised search."""
-        from zsvl.methods.search import tip_grid_counts
+        from zsvl.methods.grid_search import tip_grid_counts
 
         if y_val is None:
             raise InvalidParameterError("X_val needs its labels y_val.")

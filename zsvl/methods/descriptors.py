@@ -8,7 +8,8 @@ Every class c has texts t_c1..t_cM (descriptor sentences). With X (N, D) image e
 
 The two means are one C x D matrix built once in ``fit`` and one matrix product per batch; ``max``
 is one (N, T) product and a segment max (``scatter_reduce``), in row chunks. No Python loop runs
-over classes or images.
+over classes or images. The kernels live in :mod:`zsvl.methods.text_heads` (shared with WaffleCLIP
+and FuDD) and are re-exported here.
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ import numpy as np
 from zsvl.arrays import as_embeddings
 from zsvl.errors import InvalidParameterError
 from zsvl.methods.base import ScoreClassifier
-from zsvl.methods.explain import Explanation, explain_segments
+from zsvl.methods.text_heads import (
+    Explanation,
+    aggregate_texts,
+    explain_segments,
+    matmul_scores,
+    segment_max_scores,
+)
 from zsvl.models.base import Encoder
 from zsvl.classes import ClassSet
 from zsvl.text.descriptors import DescriptorSet, load_descriptors
@@ -40,55 +47,6 @@ logger = logging.getLogger(__name__)
 
 AGGREGATIONS = ("mean_sims", "mean_emb", "max")
 FALLBACK_TEMPLATE = "a photo of a {c}."  # text of a class whose descriptor list is empty
-_CHUNK = 8192  # image rows per block in the max aggregation
-
-
-def aggregate_texts(
-    text_emb: np.ndarray, owners: np.ndarray, n_classes: int, aggregation: str
-) -> np.ndarray:
-    """Class weights (n_classes, D) from text embeddings (T, D) and their labels (T,).
-
-    ``mean_sims``: per-class mean; ``mean_emb``: the mean, L2-normalised. Every class needs a
-    text.
-    """
-    import torch
-
-    E = torch.as_tensor(np.ascontiguousarray(text_emb, dtype=np.float32))
-    own = torch.as_tensor(np.asarray(owners, dtype=np.int64))
-    counts = torch.bincount(own, minlength=n_classes).clamp_min(1).to(E.dtype)
-    W = torch.zeros(n_classes, E.shape[1], dtype=E.dtype).index_add_(0, own, E)
-    W /= counts[:, None]
-    if aggregation == "mean_emb":
-        W = torch.nn.functional.normalize(W, dim=1)
-    return W.numpy()
-
-
-def matmul_scores(X: np.ndarray, W: np.ndarray, device: Any = "cpu") -> np.ndarray:
-    """X (N, D) @ W (C, D).T in torch on ``device``; returns numpy (N, C)."""
-    import torch
-
-    with torch.inference_mode():
-        out = torch.as_tensor(X, device=device) @ torch.as_tensor(W, device=device).T
-        return out.cpu().numpy()
-
-
-def segment_max_scores(
-    X: np.ndarray, text_emb: np.ndarray, owners: np.ndarray, n_classes: int, *,
-    device: Any = "cpu", chunk: int = _CHUNK,
-) -> np.ndarray:
-    """(N, n_classes): for each class the best cosine over its texts. Row chunks bound memory."""
-    import torch
-
-    out = np.empty((len(X), n_classes), dtype=np.float32)
-    with torch.inference_mode():
-        E = torch.as_tensor(text_emb, device=device)
-        own = torch.as_tensor(np.asarray(owners, dtype=np.int64), device=device)
-        for start in range(0, len(X), chunk):
-            S = torch.as_tensor(X[start : start + chunk], device=device) @ E.T
-            best = torch.full((S.shape[0], n_classes), -torch.inf, device=device)
-            best.scatter_reduce_(1, own.expand(S.shape[0], -1), S, reduce="amax")
-            out[start : start + len(S)] = best.cpu().numpy()
-    return out
 
 
 class DescriptorClassifier(ScoreClassifier):

@@ -28,20 +28,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from zsvl.arrays import as_embeddings, l2_normalize
 from zsvl.errors import InvalidParameterError
 from zsvl.methods.base import ScoreClassifier, top_k
-from zsvl.methods.descriptors import matmul_scores
-from zsvl.methods.explain import Evidence, Explanation
 from zsvl.methods.fudd_stage2 import PairTable, cooccurring_pairs, rescore_topk, union_text_ids
+from zsvl.methods.text_heads import Evidence, Explanation, matmul_scores
 from zsvl.models.base import Encoder
 from zsvl.classes import ClassSet, as_classset
 from zsvl.text.descriptors import DescriptorSet, load_descriptors
 from zsvl.text.templates import format_prompt
+
+if TYPE_CHECKING:  # pragma: no cover
+    from zsvl.text.generate import OnFailure
 
 __all__ = ["FuDDClassifier", "PairTable", "cooccurring_pairs", "rescore_topk"]
 
@@ -79,7 +81,7 @@ class FuDDClassifier(ScoreClassifier):
         self, encoder: Encoder, classes: ClassSet | Sequence[str] | None = None, *,
         llm: Any = None, descriptors: DescriptorSet | str | None = None, k: int = 10,
         adaptive: bool = True, template: str = "a photo of a {c}.", capitalize: bool = True,
-        concept: str | None = None, on_failure: str = "raise", batch_size: int = 256,
+        concept: str | None = None, on_failure: OnFailure = "raise", batch_size: int = 256,
     ) -> None:
         self.encoder = encoder
         self.classes = classes
@@ -228,6 +230,11 @@ class FuDDClassifier(ScoreClassifier):
         self._check_fitted()
         X = as_embeddings(X, dim=self.stage1_weights_.shape[1])
         if not self.adaptive:
+            if self.full_weights_ is None:
+                raise InvalidParameterError(
+                    "This FuDDClassifier was fitted with adaptive=True; call fit() again after "
+                    "set_params(adaptive=False)."
+                )
             return matmul_scores(X, self.full_weights_, self._device())
         S1 = matmul_scores(X, self.stage1_weights_, self._device())
         topk, _ = top_k(S1, min(self.k, len(self.classset_)))

@@ -23,7 +23,7 @@ that have samples. Any embedding dimension works.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -171,6 +171,15 @@ class GaussianHeadScores:
     Needs ``coef_`` (C, D), ``intercept_`` (C,), ``text_weights_`` (C, D), ``logit_scale_``,
     ``device_`` and the ``alpha`` parameter.
     """
+
+    # provided by the estimator this is mixed into (annotations only: nothing is shadowed)
+    coef_: np.ndarray
+    intercept_: np.ndarray
+    text_weights_: np.ndarray
+    logit_scale_: float
+    device_: Any
+    alpha: float
+    _check_fitted: Callable[[], None]
 
     def _torch(self, X: Any) -> Any:
         import torch

@@ -110,6 +110,7 @@ class GDAEMAdapter(GaussianHeadScores, ScoreClassifier):
                 self.deltas_.append(float(0.5 * (new - resp).abs().sum(1).mean()))
                 resp = new
                 converged = self.deltas_[-1] < self.tol
+        assert means is not None  # the loop runs at least once (max_iter >= 0 is checked)
         self.n_iter_ = len(self.deltas_)
         self.converged_ = converged
         if not self.converged_ and self.max_iter > 0:

@@ -39,7 +39,7 @@ import numpy as np
 from zsvl.arrays import as_embeddings
 from zsvl.errors import InvalidParameterError
 from zsvl.methods.base import ScoreClassifier
-from zsvl.methods.descriptors import aggregate_texts, matmul_scores
+from zsvl.methods.text_heads import aggregate_texts, matmul_scores
 from zsvl.models.base import Encoder
 from zsvl.classes import ClassSet, as_classset
 from zsvl.text.descriptors import DescriptorSet, load_descriptors

@@ -64,8 +64,8 @@ class ZeroShotClassifier(ScoreClassifier):
         if self.classes is None:
             raise InvalidParameterError("ZeroShotClassifier needs classes=[...] to fit.")
         classes = as_classset(self.classes)
-        templates = self.templates or getattr(self.encoder, "default_templates", "single")
-        self.templates_ = load_templates(templates)
+        default: str | Sequence[str] = getattr(self.encoder, "default_templates", "single")
+        self.templates_ = load_templates(self.templates if self.templates else default)
         self.weights_ = class_text_weights(
             self.encoder, classes, self.templates_, batch_size=self.batch_size
         )

@@ -93,9 +93,9 @@ def tip_grid_counts(
     X: Any,
     y: Any,
     *,
-    betas: Sequence[float],
-    alphas: Sequence[float],
-    gammas: Sequence[float] = (0.0,),
+    betas: Sequence[float] | np.ndarray,
+    alphas: Sequence[float] | np.ndarray,
+    gammas: Sequence[float] | np.ndarray = (0.0,),
     block_rows: int | None = None,
 ) -> np.ndarray:
     """Correct predictions of a fitted TipAdapter for every (beta, alpha, gamma) on (X, y).
@@ -121,7 +121,8 @@ def tip_grid_counts(
             zs = (x @ text.T).mul_(adapter.logit_scale_)
             kl = torch.as_tensor(adapter.kl_logits(x), device=dev) if use_kl else None
             margins = [
-                zero_shot_margins(zs if g == 0 else zs + float(g) * kl, yb) for g in gammas
+                zero_shot_margins(zs if g == 0 or kl is None else zs + float(g) * kl, yb)
+                for g in gammas
             ]  # beta-independent: once per block
             shifted = (x @ keys.T).sub_(1.0)  # A - 1, computed once per block
             # small problems: several betas per pass (fewer, larger tensor operations)
@@ -141,7 +142,8 @@ def tip_grid_counts(
 
 
 def linear_grid_counts(
-    zero_shot_logits: Any, term: Any, y: Any, alphas: Sequence[float], device: Any = None
+    zero_shot_logits: Any, term: Any, y: Any, alphas: Sequence[float] | np.ndarray,
+    device: Any = None
 ) -> np.ndarray:
     """Correct predictions of argmax(zero_shot_logits + alpha * term) per alpha; (n_alpha,).
 
