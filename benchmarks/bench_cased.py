@@ -73,9 +73,9 @@ def main() -> None:
 
     import torch
 
+    from zsvl.embed import load_model
     from zsvl.index.build import build_index
     from zsvl.methods.vocab_free import VocabularyFreeClassifier
-    from zsvl.embed import load_model
     from zsvl.text.candidates import CandidateExtractor
     from zsvl.toy.captions import write_caption_corpus
     from zsvl.toy.suite import get_toy_dataset, render_split

@@ -71,8 +71,8 @@ def mean_jaccard(xs, ys) -> float:
 
 
 def retrieved_groups(model: str, n_images: int, corpus_lines: int, work: Path) -> list[list[str]]:
-    from zsvl.index.build import build_index
     from zsvl.embed import load_model
+    from zsvl.index.build import build_index
     from zsvl.toy.captions import write_caption_corpus
     from zsvl.toy.suite import get_toy_dataset, render_split
 

@@ -40,8 +40,8 @@ def bench_encode(tmp: Path, engine, captions: int, shard_size: int, cpus: int) -
 
     from zsvl.data.captions import CaptionCorpus
     from zsvl.distributed.encode import encode_to_shards_ray
-    from zsvl.index.encode import encode_to_shards
     from zsvl.embed import load_model
+    from zsvl.index.encode import encode_to_shards
     from zsvl.toy.captions import write_caption_corpus
 
     torch.set_num_threads(cpus)

@@ -71,11 +71,11 @@ _LAZY = {
 
 if TYPE_CHECKING:  # pragma: no cover
     from zsvl.api import ClassificationResult, classify
+    from zsvl.classes import ClassSet
     from zsvl.embed.loading import load_model
     from zsvl.methods.zeroshot import ZeroShotClassifier
     from zsvl.models.registry import list_models
     from zsvl.persist import load_classifier, save_classifier
-    from zsvl.classes import ClassSet
 
 
 __getattr__, __dir__ = lazy_exports("zsvl", globals(), _LAZY, __all__)

@@ -1,26 +1,25 @@
-"""The one-call front door: ``classify`` (and ``load_model``, re-exported from zsvl.embed)."""
+"""The one-call front door: ``classify``, ``explain_images`` (and ``load_model``, from zsvl.embed)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from zsvl.classes import ClassSet, as_classset
 from zsvl.embed.loading import DEFAULT_MODEL, load_model
 from zsvl.errors import InvalidParameterError
 from zsvl.methods.base import top_k as take_top_k
 from zsvl.models.base import Encoder, ImageFailure, OnError
-from zsvl.classes import ClassSet, as_classset
 
 if TYPE_CHECKING:  # pragma: no cover
-    import torch
 
     from zsvl.models.spec import SpecLike
 
-__all__ = ["classify", "ClassificationResult"]
+__all__ = ["classify", "explain_images", "ClassificationResult"]
 
 @dataclass(frozen=True)
 class ClassificationResult:
@@ -223,3 +222,36 @@ def _result(clf: Any, encoded: Any, k: int, method: str, params: dict) -> Classi
         method=method,
         params={k_: float(v) for k_, v in params.items()},
     )
+
+
+def explain_images(
+    images: Any, descriptors: Any, *, model: Any = None, aggregation: str = "mean_sims",
+    top: int = 5, classes: Any = None, batch_size: int = 64, on_error: OnError = "skip",
+    device: str | None = None,
+) -> dict[str, Any]:
+    """Classify images with descriptors and explain each prediction (``zsvl classify --explain``).
+
+    Returns {"results": [{"source", "label", "probability", "score", "explanation": [...]}, ...],
+    "skipped": [{"source", "error"}]}.
+    """
+    from zsvl.methods.descriptors import DescriptorClassifier
+
+    encoder = model if isinstance(model, Encoder) else load_model(
+        model or DEFAULT_MODEL, device=device
+    )
+    clf = DescriptorClassifier(encoder, descriptors, classes, aggregation=aggregation).fit()
+    encoded = encoder.encode_images(images, batch_size=batch_size, on_error=on_error)
+    explanations = clf.explain(encoded.embeddings, top=top) if len(encoded) else []
+    proba = clf.predict_proba(encoded.embeddings) if len(encoded) else np.zeros((0, 1))
+    results = [
+        {
+            "source": encoded.sources[i],
+            "label": e.classname,
+            "probability": float(proba[k, e.label]),
+            "score": e.score,
+            "explanation": [asdict(ev) for ev in e.evidence],
+        }
+        for k, (i, e) in enumerate(zip(encoded.indices, explanations, strict=True))
+    ]
+    skipped = [{"source": f.source, "error": f.error} for f in encoded.failures]
+    return {"results": results, "skipped": skipped}

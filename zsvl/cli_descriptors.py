@@ -86,7 +86,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
 def classify_with_descriptors(args: argparse.Namespace) -> int:
     """``zsvl classify --descriptors F [--explain N]``: descriptor scores and their evidence."""
-    from zsvl.methods.explain import explain_images
+    from zsvl.api import explain_images
     from zsvl.classes import ClassSet
 
     if not args.descriptors:

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from zsvl.errors import InvalidParameterError
 from zsvl.classes import ClassSet, as_classset
+from zsvl.errors import InvalidParameterError
 
 __all__ = ["METHODS", "FittedMethod", "fit_classifier", "check_method_inputs"]
 

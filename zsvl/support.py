@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from zsvl.errors import InvalidParameterError
 from zsvl.classes import ClassSet, as_classset
+from zsvl.errors import InvalidParameterError
 
 __all__ = ["SupportSet", "load_support", "encode_support"]
 

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from zsvl.classes import ClassSet
 from zsvl.data.augment import AugmentConfig, augmented_views, encode_shots
 from zsvl.data.fewshot import load_manifest, sample_few_shot, save_manifest
 from zsvl.data.splits import Split
 from zsvl.errors import InvalidParameterError
 from zsvl.models.base import EncodedImages
-from zsvl.classes import ClassSet
 
 
 def make_splits(root: Path, counts=(20, 20, 3), val_counts=(6, 6, 6)) -> dict[str, Split]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from zsvl.errors import InvalidParameterError
 from zsvl.embed import load_model
+from zsvl.errors import InvalidParameterError
 from zsvl.models import Encoder
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from zsvl.errors import InvalidParameterError, ModelNotFoundError, WeightsNotFoundError
 from zsvl.embed import load_model
+from zsvl.errors import InvalidParameterError, ModelNotFoundError, WeightsNotFoundError
 from zsvl.models import REGISTRY, ModelSpec, parse_spec
 from zsvl.models.weights import check_weights_available, warn_quickgelu
 

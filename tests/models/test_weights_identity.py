@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from zsvl.errors import IndexMismatchError, WeightsNotFoundError
 from zsvl.embed import load_model
+from zsvl.errors import IndexMismatchError, WeightsNotFoundError
 from zsvl.models import identity, parse_spec, weights
 from zsvl.toy.model import toy_checkpoint_path, toy_config_path
 

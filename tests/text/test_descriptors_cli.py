@@ -97,7 +97,7 @@ def test_shipped_files_are_what_the_server_and_client_produce(llm_server, tmp_pa
 def test_explain_images_with_any_encoder():
     from text_fakes import BagOfWordsEncoder
 
-    from zsvl.methods.explain import explain_images
+    from zsvl.api import explain_images
 
     enc = BagOfWordsEncoder(32)
     ds = DescriptorSet.from_lists(["red circle", "blue square"],

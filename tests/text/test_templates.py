@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from zsvl.errors import InvalidParameterError
 from zsvl.classes import ClassSet, as_classset
+from zsvl.errors import InvalidParameterError
 from zsvl.text.templates import format_prompt, format_prompts, list_template_sets, load_templates
 
 

@@ -21,10 +21,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from zsvl.classes import ClassSet
 from zsvl.data.splits import Split, read_split_file
 from zsvl.errors import InvalidParameterError
 from zsvl.paths import prompts_dir
-from zsvl.classes import ClassSet
 
 __all__ = ["DatasetInfo", "load_dataset", "coop11_datasets", "toy_datasets", "dataset_folder"]
 

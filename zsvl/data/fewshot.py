@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from zsvl.classes import ClassSet
 from zsvl.data.splits import Split
 from zsvl.errors import InvalidParameterError
-from zsvl.classes import ClassSet
 
 __all__ = [
     "COOP_SHOTS",

@@ -31,9 +31,9 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from zsvl.data.decode import image_load_error, load_image
+from zsvl.data.failures import ImageFailure, OnError
 from zsvl.data.inputs import ImageItem, describe
 from zsvl.errors import ImageLoadError, InvalidParameterError
-from zsvl.data.failures import ImageFailure, OnError
 
 __all__ = ["ImageBatch", "iter_batches", "default_num_workers"]
 

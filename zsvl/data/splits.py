@@ -6,8 +6,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from zsvl.errors import InvalidParameterError
 from zsvl.classes import ClassSet
+from zsvl.errors import InvalidParameterError
 
 __all__ = ["Split", "read_split_file"]
 

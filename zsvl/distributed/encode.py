@@ -26,9 +26,8 @@ from zsvl._progress import progress_bar, progress_line
 from zsvl.data.captions import CaptionCorpus
 from zsvl.errors import InvalidParameterError, ZsvlError
 from zsvl.index.encode import _start_state, encoder_info, model_name
-from zsvl.index.storage import write_state
 from zsvl.index.shards import ShardInfo
-from zsvl.index.storage import EMBEDDINGS_DIR
+from zsvl.index.storage import EMBEDDINGS_DIR, write_state
 
 __all__ = ["encode_to_shards_ray", "estimate_records"]
 

@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from zsvl.classes import ClassSet
 from zsvl.data.datasets import DatasetInfo
 from zsvl.data.splits import Split
 from zsvl.models.base import Encoder
-from zsvl.classes import ClassSet
 
 __all__ = ["MethodContext", "MethodResult", "MethodEntry", "register", "REGISTERED"]
 

@@ -28,6 +28,7 @@ from zsvl._version import __version__
 from zsvl.data.check import check_dataset
 from zsvl.data.datasets import DatasetInfo, load_dataset
 from zsvl.data.splits import Split
+from zsvl.eval.catalog import get_method
 from zsvl.eval.features import SplitFeatures, split_features
 from zsvl.eval.metrics import mean_per_class_accuracy, topk_accuracy
 from zsvl.eval.records import (
@@ -41,7 +42,6 @@ from zsvl.eval.records import (
     relative_source,
     write_record,
 )
-from zsvl.eval.catalog import get_method
 from zsvl.eval.registry import MethodContext, MethodResult
 from zsvl.eval.suite import Suite
 from zsvl.models.base import Encoder

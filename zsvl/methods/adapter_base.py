@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from zsvl.arrays import as_embeddings
-from zsvl.errors import InvalidParameterError, NotFittedError
 from zsvl.classes import ClassSet, as_classset
+from zsvl.errors import InvalidParameterError, NotFittedError
 
 __all__ = [
     "ZeroShotHead",

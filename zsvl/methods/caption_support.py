@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from zsvl.arrays import as_embeddings
+from zsvl.classes import ClassSet, as_classset
 from zsvl.errors import IndexMismatchError, InvalidParameterError
 from zsvl.methods.adapter_base import as_views, check_number, encode_labels
 from zsvl.methods.base import ScoreClassifier
@@ -37,7 +38,6 @@ from zsvl.methods.tip import TipAdapter
 from zsvl.methods.zeroshot import ZeroShotClassifier
 from zsvl.models.base import Encoder
 from zsvl.text.candidates import singularize, tokenize
-from zsvl.classes import ClassSet, as_classset
 
 __all__ = ["CaptionSupportAdapter", "select_support_captions", "mentions_class"]
 

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from zsvl.arrays import as_embeddings
+from zsvl.classes import ClassSet
 from zsvl.errors import InvalidParameterError
 from zsvl.methods.base import ScoreClassifier
 from zsvl.methods.text_heads import (
@@ -31,7 +32,6 @@ from zsvl.methods.text_heads import (
     segment_max_scores,
 )
 from zsvl.models.base import Encoder
-from zsvl.classes import ClassSet
 from zsvl.text.descriptors import DescriptorSet, load_descriptors
 from zsvl.text.sentences import CBD_REFERENCE_TEMPLATE, CBD_TEMPLATE, build_sentences
 

@@ -33,12 +33,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from zsvl.arrays import as_embeddings, l2_normalize
+from zsvl.classes import ClassSet, as_classset
 from zsvl.errors import InvalidParameterError
 from zsvl.methods.base import ScoreClassifier, top_k
 from zsvl.methods.fudd_stage2 import PairTable, cooccurring_pairs, rescore_topk, union_text_ids
 from zsvl.methods.text_heads import Evidence, Explanation, matmul_scores
 from zsvl.models.base import Encoder
-from zsvl.classes import ClassSet, as_classset
 from zsvl.text.descriptors import DescriptorSet, load_descriptors
 from zsvl.text.templates import format_prompt
 

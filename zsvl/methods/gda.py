@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from zsvl.arrays import as_embeddings
+from zsvl.classes import ClassSet
 from zsvl.errors import InvalidParameterError
 from zsvl.methods.adapter_base import (
     as_views,
@@ -38,7 +39,6 @@ from zsvl.methods.adapter_base import (
     resolve_zero_shot,
 )
 from zsvl.methods.base import ScoreClassifier
-from zsvl.classes import ClassSet
 
 __all__ = [
     "GDAAdapter",

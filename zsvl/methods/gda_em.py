@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 
 from zsvl.arrays import as_embeddings
+from zsvl.classes import ClassSet
 from zsvl.methods.adapter_base import check_choice, check_number, resolve_zero_shot
 from zsvl.methods.base import ScoreClassifier
 from zsvl.methods.gda import GaussianHeadScores, covariance_estimate, gaussian_head
-from zsvl.classes import ClassSet
 
 __all__ = ["GDAEMAdapter"]
 

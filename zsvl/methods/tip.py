@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from zsvl.arrays import as_embeddings, l2_normalize
+from zsvl.classes import ClassSet
 from zsvl.errors import InvalidParameterError
 from zsvl.methods.adapter_base import (
     as_views,
@@ -40,7 +41,6 @@ from zsvl.methods.adapter_base import (
     resolve_zero_shot,
 )
 from zsvl.methods.base import ScoreClassifier
-from zsvl.classes import ClassSet
 
 __all__ = ["TipAdapter", "TipXAdapter", "KeyLayout"]
 

@@ -22,12 +22,12 @@ from typing import Any
 import numpy as np
 
 from zsvl.arrays import as_embeddings, l2_normalize
+from zsvl.classes import ClassSet
 from zsvl.errors import IndexMismatchError, InvalidParameterError, NotFittedError
 from zsvl.methods.adapter_base import check_number
 from zsvl.methods.base import ScoreClassifier
 from zsvl.models.base import Encoder
 from zsvl.text.candidates import CandidateExtractor
-from zsvl.classes import ClassSet
 from zsvl.text.templates import format_prompts, load_templates
 
 __all__ = ["VocabularyFreeClassifier", "VocabularyFreeResult", "CandidateCache"]

@@ -37,11 +37,11 @@ from typing import Any
 import numpy as np
 
 from zsvl.arrays import as_embeddings
+from zsvl.classes import ClassSet, as_classset
 from zsvl.errors import InvalidParameterError
 from zsvl.methods.base import ScoreClassifier
 from zsvl.methods.text_heads import aggregate_texts, matmul_scores
 from zsvl.models.base import Encoder
-from zsvl.classes import ClassSet, as_classset
 from zsvl.text.descriptors import DescriptorSet, load_descriptors
 from zsvl.text.sentences import WAFFLE_TEMPLATE, build_sentences
 

@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 
 from zsvl.arrays import as_embeddings, l2_normalize
+from zsvl.classes import ClassSet, as_classset
 from zsvl.errors import InvalidParameterError
 from zsvl.methods.base import ScoreClassifier
 from zsvl.models.base import Encoder
-from zsvl.classes import ClassSet, as_classset
 from zsvl.text.templates import format_prompts, load_templates
 
 __all__ = ["ZeroShotClassifier", "class_text_weights"]

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from zsvl._atomic import atomic_write_text
-from zsvl.errors import InvalidParameterError
 from zsvl.classes import ClassSet, as_classset
+from zsvl.errors import InvalidParameterError
 
 __all__ = ["PairAttribute", "DescriptorSet", "FORMAT", "load_descriptors", "packaged_descriptors"]
 

@@ -18,8 +18,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from zsvl.errors import InvalidParameterError, LLMOutputError
 from zsvl.classes import ClassSet, as_classset
+from zsvl.errors import InvalidParameterError, LLMOutputError
 from zsvl.text.descriptors import DescriptorSet, PairAttribute
 from zsvl.text.llm import LLMClient, LLMConfig, Messages, OpenAIChatClient
 from zsvl.text.parsing import MentionFinder, parse_list, parse_pairs

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zsvl.errors import InvalidParameterError
 from zsvl.classes import ClassSet, as_classset
+from zsvl.errors import InvalidParameterError
 from zsvl.text.descriptors import FORMAT, DescriptorSet, PairAttribute
 from zsvl.text.sentences import clean_descriptor
 
