@@ -63,19 +63,6 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _csv_list(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
-def _int_list(text: str) -> list[int]:
-    try:
-        return [int(part) for part in _csv_list(text)]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, got {text!r}"
-        ) from exc
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one ``zsvl`` command; returns the exit status (0 ok, 1 some inputs failed, 2 error)."""
     parser = build_parser()

@@ -7,20 +7,9 @@ import json
 import sys
 from typing import Any
 
+from zsvl.cli_args import ListAction
+
 __all__ = ["add_eval_parsers"]
-
-
-def _csv_list(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
-def _int_list(text: str) -> list[int]:
-    try:
-        return [int(part) for part in _csv_list(text)]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, got {text!r}"
-        ) from exc
 
 
 def _quiet_flag(p: argparse.ArgumentParser) -> None:
@@ -40,10 +29,12 @@ def add_eval_parsers(sub: Any) -> None:
     p.add_argument("--suite", default="toy", help="coop11, toy, or a suite TOML file")
     p.add_argument("--data-root", default=None, help="folder holding the datasets (CoOp layout)")
     p.add_argument("--model", default="toy", help="model spec (default: %(default)s)")
-    p.add_argument("--methods", type=_csv_list, default=None, help="e.g. zeroshot,tip,gda")
-    p.add_argument("--shots", type=_int_list, default=None, help="e.g. 0,1,2,4,8,16")
-    p.add_argument("--seeds", type=_int_list, default=None, help="e.g. 1,2,3")
-    p.add_argument("--datasets", type=_csv_list, default=None, help="a subset of the suite")
+    p.add_argument("--methods", action=ListAction, default=None, help="e.g. zeroshot tip gda")
+    p.add_argument(
+        "--shots", action=ListAction, convert=int, default=None, help="e.g. 0 1 2 4 8 16"
+    )
+    p.add_argument("--seeds", action=ListAction, convert=int, default=None, help="e.g. 1 2 3")
+    p.add_argument("--datasets", action=ListAction, default=None, help="a subset of the suite")
     p.add_argument("--out", default="results", help="results folder (records are resumable)")
     p.add_argument("--check-only", action="store_true", help="only check the datasets")
     p.add_argument(
@@ -77,7 +68,7 @@ def add_eval_parsers(sub: Any) -> None:
     p = sub.add_parser("demo", help="every method on the built-in toy suite, offline, + report")
     p.add_argument("--out", default="results/toy", help="results folder (default: %(default)s)")
     p.add_argument("--model", default="toy")
-    p.add_argument("--methods", type=_csv_list, default=None, help="default: all registered")
+    p.add_argument("--methods", action=ListAction, default=None, help="default: all registered")
     p.add_argument("--retry-failed", action="store_true", help="redo failed methods")
     _quiet_flag(p)
     p.set_defaults(func=_cmd_demo)
