@@ -136,7 +136,7 @@ def test_bad_values_are_refused_with_a_clear_error(args, message, tmp_path, caps
 def test_shots_that_are_not_integers_are_an_argument_error(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["eval", "--shots", "1,two"])
-    assert exit_.value.code == 2 and "comma-separated integers" in capsys.readouterr().err
+    assert exit_.value.code == 2 and "expected int values" in capsys.readouterr().err
 
 
 def test_coop11_data_layout_is_checked_before_any_model_loads(tmp_path, monkeypatch, capsys):
