@@ -14,7 +14,6 @@ gap under ``shards_ahead``; a re-run skips both.
 
 from __future__ import annotations
 
-import gzip
 import logging
 import math
 import time
@@ -25,29 +24,13 @@ from typing import Any
 from zsvl._progress import progress_bar, progress_line
 from zsvl.data.captions import CaptionCorpus
 from zsvl.errors import InvalidParameterError, ZsvlError
-from zsvl.index.encode import _start_state, encoder_info, model_name
+from zsvl.index.encode import _start_state, encoder_info, estimate_records, model_name
 from zsvl.index.shards import ShardInfo
 from zsvl.index.storage import EMBEDDINGS_DIR, write_state
 
-__all__ = ["encode_to_shards_ray", "estimate_records"]
+__all__ = ["encode_to_shards_ray"]
 
 logger = logging.getLogger(__name__)
-
-
-def estimate_records(corpus: CaptionCorpus) -> int:
-    """Records in the corpus file (Parquet rows, or lines), for the progress bar's total."""
-    path = Path(corpus.path)
-    if corpus.format == "parquet":
-        import pyarrow.parquet as pq
-
-        return int(pq.ParquetFile(path).metadata.num_rows)
-    opener = gzip.open if path.suffix == ".gz" else open
-    lines, last = 0, b"\n"
-    with opener(path, "rb") as f:
-        while block := f.read(1 << 22):
-            lines += block.count(b"\n")
-            last = block[-1:]
-    return lines + (last != b"\n")
 
 
 def _pool(engine: Any, ray: Any, encoder: Any, out: Path, batch_size: int, model: str | None

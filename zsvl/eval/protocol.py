@@ -22,6 +22,7 @@ Each tuner returns the adapter refitted on all shots with the chosen values and 
 from __future__ import annotations
 
 import logging
+import warnings
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -104,17 +105,21 @@ def resolve_mode(mode: str, *, val: Any, search_set: Any) -> str:
 
 
 def fold_ids(labels: np.ndarray, n_folds: int, seed: int = 0) -> np.ndarray:
-    """Stratified fold of each image (n,): images of a class are spread evenly over the folds,
-    starting at a random fold per class so that folds stay balanced when K < n_folds."""
-    rng = np.random.default_rng(seed)
+    """Fold of each image (n,), from scikit-learn's shuffled, seeded ``StratifiedKFold``: a
+    class's images are spread over the folds (distinct folds when it has at most ``n_folds``)."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+
     labels = np.asarray(labels)
-    shuffled = rng.permutation(len(labels))
-    order = shuffled[np.argsort(labels[shuffled], kind="stable")]
-    starts = np.searchsorted(labels[order], labels[order])  # first position of each class
-    rank = np.arange(len(labels)) - starts
-    offset = rng.integers(0, n_folds, size=int(labels.max()) + 1 if len(labels) else 0)
-    folds = np.empty(len(labels), dtype=np.int64)
-    folds[order] = (rank + offset[labels[order]]) % n_folds
+    if len(labels) < n_folds:  # too few images to split: one image per fold
+        return np.arange(len(labels), dtype=np.int64)
+    folds = np.zeros(len(labels), dtype=np.int64)
+    stratify = np.bincount(labels).max() >= n_folds  # else: one shot per class, plain folds
+    kind = StratifiedKFold if stratify else KFold
+    splitter = kind(n_splits=n_folds, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():  # classes with fewer shots than folds are expected here
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        for fold, (_, held) in enumerate(splitter.split(np.zeros((len(labels), 1)), labels)):
+            folds[held] = fold
     return folds
 
 

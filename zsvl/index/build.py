@@ -25,6 +25,7 @@ import numpy as np
 
 from zsvl._version import __version__
 from zsvl.data.captions import CaptionCorpus
+from zsvl._progress import progress_line
 from zsvl.errors import IndexFormatError, IndexMismatchError, InvalidParameterError
 from zsvl.index import storage
 from zsvl.index.backend import import_faiss
@@ -219,6 +220,7 @@ def build_from_shards(
     else:
         factory_str, reason = factory, "given by the user"
     logger.info("Index for %d x %d vectors: %s (%s).", n, dim, factory_str, reason)
+    progress_line(f"index for {n:,} x {dim} vectors: {factory_str} ({reason})")
     timings: dict[str, float] = {"encode_s": float(state.get("encode_seconds", 0.0))}
     chunk_rows = _chunk_rows(dim, options["max_memory"])
     cpu_index = _new_index(factory_str, dim)
@@ -236,6 +238,8 @@ def build_from_shards(
             reserve_lists(index, sample, n)
         del sample
     timings["train_s"] = time.perf_counter() - t
+    if train_info.get("points"):
+        progress_line(f"trained on {train_info['points']:,} vectors in {timings['train_s']:.1f} s")
     t = time.perf_counter()
     skip = held if plan.with_ids else None
     if fill is None:
@@ -244,9 +248,14 @@ def build_from_shards(
     else:
         index = fill(to_cpu(index, on_gpu), shards, chunk_rows, skip)
     timings["add_s"] = time.perf_counter() - t
+    progress_line(f"filled in {timings['add_s']:.1f} s; tuning search parameters")
     t = time.perf_counter()
     tuning = _tune(index, shards, plan, held, tune_queries, k, target_recall, chunk_rows)
     timings["tune_s"] = time.perf_counter() - t
+    progress_line(
+        f"tuned {tuning['params'] or '(exact)'}: recall@{k} {tuning['recall']:.3f} "
+        f"in {timings['tune_s']:.1f} s"
+    )
     settings = state["settings"]
     fields = {
         "zsvl_version": __version__,

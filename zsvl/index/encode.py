@@ -8,6 +8,7 @@ uninterrupted run because every shard is the same block of captions encoded in o
 
 from __future__ import annotations
 
+import gzip
 import logging
 import shutil
 import time
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from zsvl.data.captions import CaptionCorpus
+from zsvl._progress import progress_bar, progress_line
 from zsvl.errors import IndexMismatchError, InvalidParameterError
 from zsvl.index.shards import ShardInfo, write_shard
 from zsvl.index.storage import EMBEDDINGS_DIR, read_state, write_state
@@ -60,6 +62,23 @@ def _start_state(out: Path, settings: dict[str, Any], resume: bool) -> dict[str,
     }
 
 
+def estimate_records(corpus: CaptionCorpus) -> int:
+    """Records in the corpus file (Parquet rows, or lines), for the progress bar's total (an
+    estimate: cleaning and deduplication keep fewer)."""
+    path = Path(corpus.path)
+    if corpus.format == "parquet":
+        import pyarrow.parquet as pq
+
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    opener = gzip.open if path.suffix == ".gz" else open
+    lines, last = 0, b"\n"
+    with opener(path, "rb") as f:
+        while block := f.read(1 << 22):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    return lines + (last != b"\n")
+
+
 def encode_to_shards(
     corpus: CaptionCorpus,
     encoder: Any,
@@ -92,22 +111,32 @@ def encode_to_shards(
         return state
     done = len(state["shards"])
     start = time.perf_counter()
-    for position, block in enumerate(corpus.iter_blocks(shard_size)):
-        if position < done:
-            continue
-        emb = np.asarray(encoder.encode_texts(block.captions, batch_size=batch_size))
-        info = write_shard(
-            folder, position, emb, block.ids, block.captions, block.records, block.source_ids
-        )
-        state["shards"].append(info.as_dict())
-        state["encode_seconds"] += time.perf_counter() - start
-        start = time.perf_counter()
-        write_state(out, state)
-        logger.info(
-            "shard %d: %d captions encoded (%d so far)", position, info.rows, info.last_id + 1
-        )
-        if on_shard is not None:
-            on_shard(info)
+    with progress_bar(
+        total=estimate_records(corpus), desc="encode captions", unit="caption", unit_scale=True
+    ) as bar:
+        bar.update(sum(s["rows"] for s in state["shards"]))  # resumed shards
+        for position, block in enumerate(corpus.iter_blocks(shard_size)):
+            if position < done:
+                continue
+            emb = np.asarray(encoder.encode_texts(block.captions, batch_size=batch_size))
+            info = write_shard(
+                folder, position, emb, block.ids, block.captions, block.records, block.source_ids
+            )
+            state["shards"].append(info.as_dict())
+            seconds = time.perf_counter() - start
+            state["encode_seconds"] += seconds
+            start = time.perf_counter()
+            write_state(out, state)
+            bar.update(info.rows)
+            progress_line(
+                f"shard {position}: {info.rows:,} captions in {seconds:.1f} s "
+                f"({info.rows / max(seconds, 1e-9):,.0f}/s), {info.last_id + 1:,} so far"
+            )
+            logger.info(
+                "shard %d: %d captions encoded (%d so far)", position, info.rows, info.last_id + 1
+            )
+            if on_shard is not None:
+                on_shard(info)
     if not state["shards"]:
         raise InvalidParameterError(
             f"The corpus {corpus.path} yielded no captions ({corpus.stats.records} records read: "
