@@ -22,8 +22,8 @@ Each tuner returns the adapter refitted on all shots with the chosen values and 
 from __future__ import annotations
 
 import logging
-import warnings
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any

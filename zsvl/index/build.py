@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from zsvl._progress import progress_line
 from zsvl._version import __version__
 from zsvl.data.captions import CaptionCorpus
-from zsvl._progress import progress_line
 from zsvl.errors import IndexFormatError, IndexMismatchError, InvalidParameterError
 from zsvl.index import storage
 from zsvl.index.backend import import_faiss

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from zsvl.data.captions import CaptionCorpus
 from zsvl._progress import progress_bar, progress_line
+from zsvl.data.captions import CaptionCorpus
 from zsvl.errors import IndexMismatchError, InvalidParameterError
 from zsvl.index.shards import ShardInfo, write_shard
 from zsvl.index.storage import EMBEDDINGS_DIR, read_state, write_state
