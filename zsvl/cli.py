@@ -87,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_index_parsers(sub)  # index build | info | search
 
+    from zsvl.serve.server import add_serve_parser
+
+    add_serve_parser(sub)  # serve (needs the serve extra only when run)
+
     p = sub.add_parser("demo", help="every method on the built-in toy suite, offline, + report")
     p.add_argument("--out", default="results/toy", help="results folder (default: %(default)s)")
     p.add_argument("--model", default="toy")

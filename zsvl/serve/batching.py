@@ -1,0 +1,154 @@
+"""Micro-batching: concurrent requests share one model call.
+
+A :class:`MicroBatcher` owns a queue and one worker task on the event loop. ``await
+submit(item)`` enqueues an item and waits for its result. The worker takes the first waiting
+item, keeps collecting until ``max_batch`` items or ``max_wait_s`` seconds have passed, then runs
+``fn(items) -> results`` in the executor (off the event loop) and hands each caller its own
+result. Items that arrive while a batch runs wait in the queue and form the next batch, so under
+load batches grow by themselves even with ``max_wait_s=0``. ``max_batch=1`` turns batching off
+(one model call per request), the baseline of the benchmark.
+
+If ``fn`` raises, every caller in that batch gets the exception and the worker goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from typing import Any
+
+from zsvl.serve.limits import RequestError
+
+__all__ = ["MicroBatcher", "BatchStats"]
+
+logger = logging.getLogger(__name__)
+
+
+class BatchStats:
+    """Counters a batcher keeps: batches run, items served, the largest batch seen."""
+
+    def __init__(self) -> None:
+        self.batches = 0
+        self.items = 0
+        self.largest = 0
+
+    def add(self, size: int) -> None:
+        self.batches += 1
+        self.items += size
+        self.largest = max(self.largest, size)
+
+    def to_dict(self) -> dict[str, float]:
+        mean = self.items / self.batches if self.batches else 0.0
+        return {"batches": self.batches, "items": self.items, "largest_batch": self.largest,
+                "mean_batch": round(mean, 2)}
+
+
+class MicroBatcher:
+    """Collects items from concurrent callers into batches for ``fn``.
+
+    fn : called with a list of items (1 <= len <= max_batch) in the executor; returns a sequence
+        of results, one per item, in order.
+    max_batch : most items per call (1 = no batching).
+    max_wait_s : how long the first item of a batch waits for company.
+    max_queue : items waiting beyond this get a 503 ``RequestError`` at once.
+    executor : where ``fn`` runs; one thread keeps model calls serial.
+    """
+
+    def __init__(self, fn: Callable[[list[Any]], Sequence[Any]], *, max_batch: int = 64,
+                 max_wait_s: float = 0.005, max_queue: int = 1024,
+                 executor: Executor | None = None, name: str = "batcher") -> None:
+        if max_batch < 1 or max_wait_s < 0 or max_queue < 1:
+            raise ValueError("max_batch >= 1, max_wait_s >= 0 and max_queue >= 1 are required.")
+        self.fn = fn
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_s
+        self.max_queue = max_queue
+        self.executor = executor
+        self.name = name
+        self.stats = BatchStats()
+        self._queue: deque[tuple[Any, asyncio.Future]] = deque()
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the worker on the running event loop (idempotent)."""
+        if self._task is None or self._task.done():
+            self._wake = asyncio.Event()
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=self.name)
+
+    async def stop(self) -> None:
+        """Stop the worker; callers still waiting get a 503 error."""
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        while self._queue:
+            _, fut = self._queue.popleft()
+            if not fut.done():
+                fut.set_exception(RequestError(503, "shutting_down", "The server is stopping."))
+
+    # -- callers -------------------------------------------------------------------------
+    async def submit(self, item: Any) -> Any:
+        """Queue ``item`` and wait for ``fn``'s result for it."""
+        if len(self._queue) >= self.max_queue:
+            raise RequestError(503, "busy", f"The server has {len(self._queue)} requests waiting "
+                               "for the model; retry in a moment.")
+        self.start()
+        fut = asyncio.get_running_loop().create_future()
+        self._queue.append((item, fut))
+        assert self._wake is not None
+        self._wake.set()
+        return await fut
+
+    # -- worker --------------------------------------------------------------------------
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        assert self._wake is not None
+        while True:
+            if not self._queue:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            if len(self._queue) < self.max_batch and self.max_wait_s > 0:
+                deadline = time.monotonic() + self.max_wait_s
+                while len(self._queue) < self.max_batch:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._wake.clear()
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), left)
+                    except asyncio.TimeoutError:
+                        break
+            batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
+            batch = [(item, fut) for item, fut in batch if not fut.cancelled()]
+            if not batch:
+                continue
+            items = [item for item, _ in batch]
+            try:
+                results = await loop.run_in_executor(self.executor, self.fn, items)
+                if len(results) != len(items):
+                    raise RuntimeError(f"{self.name}: {len(results)} results for {len(items)} items")
+            except asyncio.CancelledError:
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(RequestError(503, "shutting_down", "The server is stopping."))
+                raise
+            except Exception as exc:  # noqa: BLE001 - delivered to the callers, worker goes on
+                logger.exception("%s: a batch of %d failed", self.name, len(items))
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            self.stats.add(len(items))
+            for (_, fut), result in zip(batch, results, strict=True):
+                if not fut.done():
+                    fut.set_result(result)
