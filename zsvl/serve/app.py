@@ -256,7 +256,7 @@ def _dedupe(value: Any) -> float | None:
 
 def _class_list(raw: str, limits: Any) -> list[str]:
     text = raw.strip()
-    if text.startswith("["):
+    if text.startswith(("[", "{")):
         try:
             names = json.loads(text)
         except json.JSONDecodeError as exc:

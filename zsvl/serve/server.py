@@ -17,7 +17,7 @@ from zsvl.errors import InvalidParameterError, ZsvlError
 from zsvl.serve.limits import Limits
 from zsvl.serve.service import BatchConfig, Service
 
-__all__ = ["build_service", "run", "require_extra", "TOKEN_ENV"]
+__all__ = ["build_service", "run", "require_extra", "resolve_token", "TOKEN_ENV"]
 
 logger = logging.getLogger(__name__)
 TOKEN_ENV = "ZSVL_SERVE_TOKEN"
@@ -32,6 +32,11 @@ def require_extra() -> None:
     if missing:
         raise ZsvlError(f"zsvl serve needs {', '.join(missing)}; install the extra with "
                         "pip install 'zsvl[serve]'.")
+
+
+def resolve_token(token: str | None) -> str | None:
+    """The bearer token: ``--token``, else ``$ZSVL_SERVE_TOKEN``, else None (no auth)."""
+    return token or os.environ.get(TOKEN_ENV) or None
 
 
 def _named_paths(values: Sequence[str], what: str) -> dict[str, Path]:
@@ -88,7 +93,7 @@ def run(service: Service, *, host: str = "127.0.0.1", port: int = 8000,
 
     from zsvl.serve.app import create_app
 
-    token = token or os.environ.get(TOKEN_ENV) or None
+    token = resolve_token(token)
     if host not in ("127.0.0.1", "localhost", "::1") and token is None:
         logger.warning("Serving on %s without a token: anyone who can reach it can query it "
                        "(set --token or $%s).", host, TOKEN_ENV)

@@ -257,6 +257,8 @@ class Service:
                     _plain_name(templates, "templates")  # a set name, never a server path
                 clf = ZeroShotClassifier(self.encoder, classes, templates=templates).fit()
                 info = {"kind": "ZeroShotClassifier", "templates": list(clf.templates_)}
+        except RequestError:
+            raise
         except ZsvlError as exc:
             raise RequestError(422, "bad_classifier", str(exc)) from None
         self._fitted[key] = (clf, info)
