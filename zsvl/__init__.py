@@ -15,6 +15,8 @@ __all__ = [
     "classify",
     "load_model",
     "list_models",
+    "save_classifier",
+    "load_classifier",
     "ClassSet",
     "ZeroShotClassifier",
     "ClassificationResult",
@@ -36,6 +38,8 @@ _LAZY = {
     "classify": "zsvl.api",
     "load_model": "zsvl.api",
     "list_models": "zsvl.models.registry",
+    "save_classifier": "zsvl.persist",
+    "load_classifier": "zsvl.persist",
     "ClassSet": "zsvl.text.classes",
     "ZeroShotClassifier": "zsvl.methods.zeroshot",
     "ClassificationResult": "zsvl.api",
@@ -56,6 +60,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from zsvl.api import ClassificationResult, classify, load_model
     from zsvl.methods.zeroshot import ZeroShotClassifier
     from zsvl.models.registry import list_models
+    from zsvl.persist import load_classifier, save_classifier
     from zsvl.text.classes import ClassSet
 
 

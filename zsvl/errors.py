@@ -15,6 +15,8 @@ __all__ = [
     "LLMOutputError",
     "IndexMismatchError",
     "IndexFormatError",
+    "ClassifierFileError",
+    "EncoderMismatchError",
 ]
 
 
@@ -74,3 +76,11 @@ class IndexMismatchError(ZsvlError, ValueError):
 
 class IndexFormatError(ZsvlError):
     """A caption index directory is incomplete or damaged (missing, truncated or altered files)."""
+
+
+class ClassifierFileError(ZsvlError, ValueError):
+    """A saved classifier file is missing, damaged, of an unknown version, or cannot be written."""
+
+
+class EncoderMismatchError(ZsvlError, ValueError):
+    """A saved classifier was fitted with another encoder than the one it is loaded with."""

@@ -62,16 +62,35 @@ class ClassSet:
         """One class per line (blank lines and '#' comments ignored), or a JSON list of names."""
         path = Path(path)
         if not path.is_file():
-            raise InvalidParameterError(f"Class file {str(path)!r} does not exist.")
-        text = path.read_text(encoding="utf-8")
-        if path.suffix == ".json":
-            data = json.loads(text)
+            what = "is a folder, not a file" if path.is_dir() else "does not exist"
+            raise InvalidParameterError(f"Class file {str(path)!r} {what}.")
+        try:
+            text = path.read_bytes().decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise InvalidParameterError(
+                f"Class file {path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
+                f"offset {exc.start}); save it as UTF-8 (e.g. iconv -f latin1 -t utf-8)."
+            ) from None
+        if path.suffix.lower() == ".json":
+            try:
+                data = json.loads(text)
+            except ValueError as exc:
+                raise InvalidParameterError(
+                    f"Class file {path} is not valid JSON ({exc}); it must hold a list of "
+                    'class names, ["cat", "dog"], or {"classes": [...]}.'
+                ) from None
             names = data.get("classes", data) if isinstance(data, dict) else data
-            if not isinstance(names, list):
-                raise InvalidParameterError(f"{path} must hold a JSON list of class names.")
-            return cls(tuple(names))
-        lines = [line.strip() for line in text.splitlines()]
-        return cls(tuple(line for line in lines if line and not line.startswith("#")))
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise InvalidParameterError(
+                    f"{path} must hold a JSON list of class names (strings), "
+                    '["cat", "dog"], or {"classes": [...]}.'
+                )
+        else:
+            lines = [line.strip() for line in text.splitlines()]
+            names = [line for line in lines if line and not line.startswith("#")]
+        if not names:
+            raise InvalidParameterError(f"Class file {path} holds no class names.")
+        return cls(tuple(names))
 
 
 def as_classset(classes: ClassSet | Sequence[str]) -> ClassSet:
