@@ -57,15 +57,22 @@ def build_service(*, indexes: Sequence[str] = (), classifiers: Sequence[str] = (
                   model: str | None = None, device: str | None = None,
                   limits: Limits | None = None, batching: BatchConfig | None = None,
                   encoder: Any = None) -> Service:
-    """Load the encoder (``model``, else the first index's recorded spec), the indexes (checked
-    against the encoder) and saved classifiers into a :class:`Service`."""
+    """Load the encoder (``model``, else the spec recorded by the first index or saved
+    classifier), the indexes and saved classifiers (both checked against the encoder's
+    fingerprint) into a :class:`Service`."""
     from zsvl.index.search import CaptionIndex
     from zsvl.index.storage import read_manifest
 
     index_paths = _named_paths(indexes, "index")
+    clf_paths = _named_paths(classifiers, "classifier")
     if encoder is None:
         if model is None and index_paths:
             model = read_manifest(next(iter(index_paths.values())))["encoder"].get("spec")
+        if model is None and clf_paths:
+            from zsvl.persist import read_manifest as read_classifier_manifest
+
+            saved = read_classifier_manifest(next(iter(clf_paths.values())))
+            model = (saved.get("encoder") or {}).get("model")
         if model is None:
             from zsvl.api import DEFAULT_MODEL
 
@@ -74,8 +81,7 @@ def build_service(*, indexes: Sequence[str] = (), classifiers: Sequence[str] = (
 
         encoder = load_model(model, device=device, num_workers=0)
     loaded = {name: CaptionIndex.load(path, encoder) for name, path in index_paths.items()}
-    saved = {name: _load_classifier(path, encoder)
-             for name, path in _named_paths(classifiers, "classifier").items()}
+    saved = {name: _load_classifier(path, encoder) for name, path in clf_paths.items()}
     return Service(encoder, loaded, classifiers=saved, limits=limits, batching=batching,
                    model=model)
 
