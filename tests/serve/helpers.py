@@ -84,3 +84,18 @@ def assert_same_hits(hits: list[dict], ids: Any, scores: Any, captions: list[str
             if h["id"] in by_id:
                 assert h["caption"] == by_id[h["id"]]
         start = end
+
+
+def multipart(fields: dict[str, str], files: list[tuple[str, str, bytes]]) -> tuple[bytes, str]:
+    """A multipart/form-data body and its content type (for clients without a form encoder)."""
+    boundary = "zsvl-test-boundary-7f3a"
+    parts = []
+    for name, value in fields.items():
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+                     f"{value}\r\n".encode())
+    for field, filename, data in files:
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; '
+                     f'filename="{filename}"\r\nContent-Type: image/png\r\n\r\n'.encode()
+                     + data + b"\r\n")
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
