@@ -135,7 +135,7 @@ def create_app(service: Service, *, token: str | None = None) -> FastAPI:
                                        {"image": "one image file (or several 'image' parts)",
                                         "index": "index name", "k": "captions per image",
                                         "dedupe": "near-duplicate cosine"}, files=("image",))}}))
-    async def search(request: Request) -> dict:
+    async def search(request: Request) -> JSONResponse:
         kind = _content_kind(request)
         if kind == "json":
             body = TextSearch.model_validate(await _json(request))
@@ -146,16 +146,16 @@ def create_app(service: Service, *, token: str | None = None) -> FastAPI:
             k, name = check_k(body.k, limits), service.index_name(body.index)
             dedupe = _dedupe(body.dedupe)
             hits = await service.search([SearchItem(name, t, k, dedupe) for t in texts])
-            return {"index": name, "k": k, "results": [{"query": t, "hits": h}
-                                                       for t, h in zip(texts, hits, strict=True)]}
+            return JSONResponse({"index": name, "k": k, "results": [
+                {"query": t, "hits": h} for t, h in zip(texts, hits, strict=True)]})
         form = await _form(request, limits)
         name = service.index_name(_field(form, "index"))
         k = check_k(_field(form, "k") or 10, limits)
         dedupe = _dedupe(_field(form, "dedupe"))
         files, images = await _images(form, ("image", "images"), limits)
         hits = await service.search_images(name, images, k, dedupe)
-        return {"index": name, "k": k, "results": [{"query": f.filename, "hits": h}
-                                                   for f, h in zip(files, hits, strict=True)]}
+        return JSONResponse({"index": name, "k": k, "results": [
+            {"query": f.filename, "hits": h} for f, h in zip(files, hits, strict=True)]})
 
     @app.post("/classify", dependencies=auth, summary="Classify images with a class list or a "
               "saved classifier", openapi_extra=_body({"multipart/form-data": {
@@ -166,7 +166,7 @@ def create_app(service: Service, *, token: str | None = None) -> FastAPI:
                       "descriptors": "packaged descriptor set (explanations)",
                       "top_k": "classes listed per image", "explain": "descriptors shown"},
                       files=("images",))}}))
-    async def classify(request: Request) -> dict:
+    async def classify(request: Request) -> JSONResponse:
         form = await _form(request, limits)
         classifier = _field(form, "classifier") or None
         descriptors = _field(form, "descriptors") or None
@@ -183,13 +183,13 @@ def create_app(service: Service, *, token: str | None = None) -> FastAPI:
                                      descriptors=descriptors, top_k=top_k, explain=explain)
         for f, rec in zip(files, out["results"], strict=True):
             rec["image"] = f.filename
-        return out
+        return JSONResponse(out)
 
     @app.post("/name", dependencies=auth, summary="Vocabulary-free names for images (CaSED)",
               openapi_extra=_body({"multipart/form-data": {"schema": _form_schema(
                   {"images": "image files", "index": "caption index name",
                    "top_k": "candidates listed"}, files=("images",))}}))
-    async def name(request: Request) -> dict:
+    async def name(request: Request) -> JSONResponse:
         form = await _form(request, limits)
         index = service.index_name(_field(form, "index"))
         top_k = check_k(_field(form, "top_k") or 5, limits, "top_k")
@@ -197,7 +197,7 @@ def create_app(service: Service, *, token: str | None = None) -> FastAPI:
         results = await service.name(index, images, top_k)
         for f, rec in zip(files, results, strict=True):
             rec["image"] = f.filename
-        return {"index": index, "results": results}
+        return JSONResponse({"index": index, "results": results})
 
     return app
 
