@@ -43,7 +43,10 @@ def test_auth_on_refuses_missing_and_wrong_tokens(locked) -> None:
 
 def test_auth_on_leaves_health_and_page_open(locked) -> None:
     health = locked.get("/health")
-    assert health.status_code == 200 and health.json()["auth"] is True
+    assert health.status_code == 200
+    assert health.json() == {"status": "ok", "version": health.json()["version"], "auth": True}
+    full = locked.get("/health", headers={"Authorization": f"Bearer {TOKEN}"}).json()
+    assert full["auth"] is True and full["indexes"] == ["toy"] and "batching" in full
     assert locked.get("/").status_code == 200 and locked.get("/static/app.js").status_code == 200
 
 
@@ -104,3 +107,15 @@ def test_cli_refuses_an_index_of_another_model(toy_index_dir, capsys) -> None:
     err = capsys.readouterr().err
     assert "zsvl serve: error:" in err and "was built with toy (dim 128)" in err
     assert "rebuild the index with this encoder or load the model it was built with" in err
+
+
+def test_import_zsvl_and_its_cli_load_no_web_stack() -> None:
+    import json
+    import subprocess
+    import sys
+
+    code = ("import sys, json, zsvl, zsvl.serve; from zsvl.cli import build_parser; "
+            "build_parser(); print(json.dumps([m for m in ('fastapi', 'uvicorn', 'starlette', "
+            "'multipart', 'torch') if m in sys.modules]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == []

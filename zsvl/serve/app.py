@@ -100,13 +100,15 @@ def create_app(service: Service, *, token: str | None = None) -> FastAPI:
     _add_error_handlers(app)
     limits = service.limits
 
-    async def require_token(request: Request) -> None:
+    def authorized(request: Request) -> bool:
         if token is None:
-            return
-        given = request.headers.get("authorization", "")
-        scheme, _, value = given.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(),
-                                                                 token.encode()):
+            return True
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(),
+                                                                  token.encode())
+
+    async def require_token(request: Request) -> None:
+        if not authorized(request):
             raise RequestError(401, "unauthorized", "Missing or wrong bearer token; send "
                                "'Authorization: Bearer <token>' (the server's --token).")
 
@@ -118,9 +120,10 @@ def create_app(service: Service, *, token: str | None = None) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    @app.get("/health", summary="Liveness, model, batching counters (no auth)")
-    async def health() -> dict:
-        return {**service.health(), "version": __version__, "auth": token is not None}
+    @app.get("/health", summary="Liveness (no auth); model and batching counters with the token")
+    async def health(request: Request) -> dict:
+        base = {"status": "ok", "version": __version__, "auth": token is not None}
+        return {**service.health(), **base} if authorized(request) else base
 
     @app.get("/indexes", dependencies=auth, summary="Loaded indexes (with manifests), classifiers")
     async def indexes() -> dict:

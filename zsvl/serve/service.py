@@ -26,7 +26,7 @@ import numpy as np
 from zsvl.serve.batching import MicroBatcher
 from zsvl.serve.limits import Limits, RequestError
 
-__all__ = ["BatchConfig", "Service", "SearchItem", "Hit"]
+__all__ = ["BatchConfig", "Service", "SearchItem"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,13 +48,6 @@ class SearchItem:
     query: Any
     k: int
     dedupe: float | None = None
-
-
-@dataclass(frozen=True)
-class Hit:
-    id: int
-    caption: str
-    score: float
 
 
 class _Metadata:
