@@ -3,15 +3,19 @@
 For each model (the toy CLIP and ViT-B-32 with random weights) one server process loads the
 model, builds a caption index of the toy corpus with it, and serves it twice on 127.0.0.1: one
 app with micro-batching (up to 64 queries per model call, 2 ms wait) and one without (one model
-call per request, as clip-retrieval's back end does). Clients in this process (threads with
-keep-alive HTTP connections) send POST /search {"query", "k": 10} with queries drawn from the
-toy caption corpus, at 1, 8 and 32 concurrent clients for a fixed time each. Reports requests/s
-and p50/p99 latency, writes ``benchmarks/results/serve.json`` and prints a table.
+call per request, as clip-retrieval's back end does). Clients in this process (keep-alive
+connections driven by one asyncio loop, so that measuring costs the shared CPU little) send
+POST /search {"query", "k": 10} with queries drawn from the toy caption corpus, at 1, 8 and 32
+concurrent clients for a fixed time each. Reports requests/s and p50/p99 latency, writes
+``benchmarks/results/serve.json`` and prints a table.
 
 Usage::
 
-    python benchmarks/bench_serve.py [--seconds 10] [--models toy,ViT-B-32:random]
-        [--captions 2000] [--clients 1,8,32]
+    python benchmarks/bench_serve.py [--seconds 5] [--repeats 3] [--clients 1,8,32]
+        [--models toy,ViT-B-32:random] [--captions 2000]
+
+Each level runs ``repeats`` times, batched and unbatched interleaved, and reports the medians
+(the machine's load swings would otherwise favour whichever mode ran in a quiet moment).
 
 Target: with batching, 32 clients get >= 3x the unbatched throughput. The numbers depend on
 the machine's load: clients and server share its cores.
@@ -26,10 +30,10 @@ import json
 import os
 import platform
 import random
+import re
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -80,42 +84,49 @@ def serve(model: str, captions: int, folder: str) -> None:
 
 # -- clients -------------------------------------------------------------------------------
 def load(port: int, queries: list[str], clients: int, seconds: float) -> dict[str, float]:
-    """``clients`` threads sending searches for ``seconds``; requests/s and latency."""
-    latencies: list[list[float]] = [[] for _ in range(clients)]
-    errors = [0] * clients
-    start = threading.Barrier(clients + 1)
-    stop_at = [0.0]
+    """``clients`` concurrent keep-alive connections sending searches for ``seconds``.
 
-    def client(c: int) -> None:
+    The clients are coroutines on one event loop writing prebuilt HTTP/1.1 requests and reading
+    the responses by Content-Length, so that the measurement costs the shared CPU little.
+    """
+    requests = [_request(port, q) for q in queries]
+
+    async def client(c: int, stop_at: float, lat: list[float]) -> int:
         rng = random.Random(c)
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-        start.wait()
-        while time.perf_counter() < stop_at[0]:
-            body = json.dumps({"query": rng.choice(queries), "k": 10})
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        errors = 0
+        while time.perf_counter() < stop_at:
             t0 = time.perf_counter()
-            conn.request("POST", "/search", body, {"Content-Type": "application/json"})
-            response = conn.getresponse()
-            response.read()
-            if response.status == 200:
-                latencies[c].append(time.perf_counter() - t0)
+            writer.write(rng.choice(requests))
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))
+            await reader.readexactly(length)
+            if head.startswith(b"HTTP/1.1 200"):
+                lat.append(time.perf_counter() - t0)
             else:
-                errors[c] += 1
-        conn.close()
+                errors += 1
+        writer.close()
+        return errors
 
-    threads = [threading.Thread(target=client, args=(c,), daemon=True) for c in range(clients)]
-    for t in threads:
-        t.start()
-    stop_at[0] = time.perf_counter() + seconds
-    t0 = time.perf_counter()
-    start.wait()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - t0
-    lat = np.concatenate([np.asarray(x) for x in latencies])
-    return {"clients": clients, "requests": int(len(lat)), "errors": int(sum(errors)),
+    async def run() -> tuple[list[float], int, float]:
+        lat: list[float] = []
+        t0 = time.perf_counter()
+        errors = await asyncio.gather(*(client(c, t0 + seconds, lat) for c in range(clients)))
+        return lat, sum(errors), time.perf_counter() - t0
+
+    lat, errors, elapsed = asyncio.run(run())
+    lat_ms = 1000 * np.asarray(lat)
+    return {"clients": clients, "requests": int(len(lat)), "errors": int(errors),
             "rps": round(len(lat) / elapsed, 1),
-            "p50_ms": round(1000 * float(np.percentile(lat, 50)), 1),
-            "p99_ms": round(1000 * float(np.percentile(lat, 99)), 1)}
+            "p50_ms": round(float(np.percentile(lat_ms, 50)), 1),
+            "p99_ms": round(float(np.percentile(lat_ms, 99)), 1)}
+
+
+def _request(port: int, query: str) -> bytes:
+    body = json.dumps({"query": query, "k": 10}).encode()
+    return (f"POST /search HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            ).encode() + body
 
 
 def wait_ready(port: int, timeout: float = 120.0) -> None:
@@ -145,18 +156,26 @@ def bench_model(model: str, args: argparse.Namespace, queries: list[str]) -> lis
             info = json.loads(proc.stdout.readline())
             for mode in ("batched", "unbatched"):
                 wait_ready(info[mode])
-            rows = []
             for mode in ("batched", "unbatched"):
-                port = info[mode]
-                load(port, queries, 4, 2.0)  # warm up
-                for clients in args.clients:
-                    row = {"model": model, "batching": mode == "batched",
-                           **load(port, queries, clients, args.seconds)}
+                load(info[mode], queries, 4, 2.0)  # warm up
+            rows = []
+            for clients in args.clients:
+                runs = {"batched": [], "unbatched": []}
+                for _ in range(args.repeats):  # interleaved, so load swings hit both modes
+                    for mode in runs:
+                        runs[mode].append(load(info[mode], queries, clients, args.seconds))
+                for mode, results in runs.items():
+                    med = {key: float(np.median([r[key] for r in results]))
+                           for key in ("rps", "p50_ms", "p99_ms")}
+                    row = {"model": model, "batching": mode == "batched", "clients": clients,
+                           **med, "runs": results}
                     rows.append(row)
-                    print(f"{model:<16} {mode:<10} {clients:>3} clients: {row['rps']:>7.1f} "
-                          f"req/s  p50 {row['p50_ms']:>7.1f} ms  p99 {row['p99_ms']:>7.1f} ms",
-                          flush=True)
-                rows[-1]["server_batches"] = health(port)["batching"]["search"]
+                    print(f"{model:<16} {mode:<10} {clients:>3} clients: {med['rps']:>7.1f} "
+                          f"req/s  p50 {med['p50_ms']:>7.1f} ms  p99 {med['p99_ms']:>7.1f} ms "
+                          f"(median of {args.repeats})", flush=True)
+            for mode in ("batched", "unbatched"):
+                served = health(info[mode])["batching"]["search"]
+                next(r for r in rows if r["batching"] == (mode == "batched"))["server"] = served
             return rows
         finally:
             proc.terminate()
@@ -165,7 +184,8 @@ def bench_model(model: str, args: argparse.Namespace, queries: list[str]) -> lis
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=5.0, help="per measurement")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved runs per level")
     parser.add_argument("--models", default="toy,ViT-B-32:random")
     parser.add_argument("--captions", type=int, default=2000)
     parser.add_argument("--clients", default="1,8,32")
@@ -194,7 +214,8 @@ def main() -> int:
 
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({
-        "benchmark": "serve", "zsvl_version": __version__, "seconds_per_level": args.seconds,
+        "benchmark": "serve", "zsvl_version": __version__, "seconds_per_run": args.seconds,
+        "repeats": args.repeats,
         "captions": args.captions, "rows": rows, "speedup_at_max_clients": speedups,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version()},

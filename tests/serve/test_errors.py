@@ -129,6 +129,10 @@ def test_bad_requests_of_every_kind(tight) -> None:
            "loaded: toy")
     _check(tight.post("/name", data={"images": "not a file"}, files=_image(field="other")), 422,
            "bad_image", "must be an uploaded file")
+    _check(tight.post("/name", content=b"garbage", headers={"content-type": "multipart/form-data"}),
+           400, "malformed_form", "boundary")
+    _check(tight.post("/search", content=b"\xff\xfe", headers={"content-type": "application/json"}),
+           400, "malformed_json", "not valid JSON")
     _check(tight.get("/search"), 405, "method_not_allowed", "Method Not Allowed")
     _check(tight.get("/nowhere"), 404, "not_found", "Not Found")
     _still_serving(tight)
