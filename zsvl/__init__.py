@@ -1,5 +1,18 @@
 """zsvl: training-free zero-shot image classification and retrieval with CLIP-style models.
 
+The front door::
+
+    result = zsvl.classify("photos/", ["cat", "dog"], model="ViT-B-32:laion2b_s34b_b79k")
+    result = zsvl.classify("photos/", method="gda", support="shots/")   # shots/<class>/*.jpg
+    zsvl.save_classifier(clf, "clf.zsvl"); clf = zsvl.load_classifier("clf.zsvl")
+
+``result.scores`` / ``result.probs`` are probabilities: softmax(logit_scale * s) over the given
+classes, with s the classifier's ``decision_function`` (the cosine of image and class text
+embeddings for zero-shot) and logit_scale the model's learned temperature (100 for OpenAI
+CLIP). ``result.labels`` holds class names, ``result.label_indices`` their positions. Template
+sets (``templates=``): "single", "imagenet7", "imagenet80", "coop:<dataset>" (the CoOp prompt
+of each of the 11 datasets); ``zsvl.text.templates.list_template_sets()`` lists them.
+
 ``import zsvl`` is cheap: torch, open_clip, faiss and openai load when first used.
 """
 

@@ -154,8 +154,11 @@ def classify(
     Returns a :class:`ClassificationResult`: names and indices of the best classes and their
     probabilities, softmax(logit_scale * scores) over the given classes.
     """
-    from zsvl.fitting import fit_classifier
+    from zsvl.fitting import check_method_inputs, fit_classifier
 
+    if classifier is None:  # refuse a wrong combination before loading anything
+        check_method_inputs(method, support=support, descriptors=descriptors, index=index,
+                            templates=templates)
     if classifier is not None:
         clf, encoder = _given_classifier(classifier, classes, method, support, model, device)
         used, params = "saved", {}
@@ -181,7 +184,7 @@ def _given_classifier(classifier: Any, classes: Any, method: str, support: Any, 
                       device: Any) -> tuple[Any, Encoder]:
     """A saved or fitted classifier and its encoder, with the arguments it makes pointless
     refused."""
-    from zsvl.persist import classifier_encoder, load_classifier
+    from zsvl.persist import classifier_classes, classifier_encoder, load_classifier
 
     if method != "zeroshot" or support is not None:
         raise InvalidParameterError(
@@ -194,14 +197,15 @@ def _given_classifier(classifier: Any, classes: Any, method: str, support: Any, 
         clf = load_classifier(classifier, encoder, device=device)
     else:
         clf = classifier
-        if not hasattr(clf, "classes_"):
+        if classifier_classes(clf) is None:
             raise InvalidParameterError(
                 f"The {type(clf).__name__} given as classifier= is not fitted; call fit() first."
             )
-    if classes is not None and as_classset(classes).names != clf.classes_.names:
+    own = classifier_classes(clf)
+    if classes is not None and as_classset(classes).names != own.names:
         raise InvalidParameterError(
             "classes= differ from the classifier's own classes; leave classes out (the "
-            f"classifier has {len(clf.classes_)}: {', '.join(clf.classes_.names[:5])}, ...)."
+            f"classifier has {len(own)}: {', '.join(own.names[:5])}, ...)."
         )
     encoder = classifier_encoder(clf)
     if encoder is None:
@@ -213,7 +217,9 @@ def _given_classifier(classifier: Any, classes: Any, method: str, support: Any, 
 
 
 def _result(clf: Any, encoded: Any, k: int, method: str, params: dict) -> ClassificationResult:
-    classset = clf.classes_
+    from zsvl.persist import classifier_classes
+
+    classset = classifier_classes(clf)
     n_classes = len(classset)
     probs = clf.predict_proba(encoded.embeddings) if len(encoded) else np.zeros((0, n_classes))
     names = np.asarray(classset.names, dtype=object)

@@ -19,6 +19,13 @@ __all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``zsvl`` parser: every command, then ``--quiet``/``--json`` before or after each."""
+    parser = _build_commands()
+    add_output_flags(parser)
+    return parser
+
+
+def _build_commands() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="zsvl", description="Training-free zero-shot image classification with CLIP models."
     )
@@ -69,7 +76,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="toy")
     p.add_argument("--methods", type=_csv_list, default=None, help="default: all registered")
     p.set_defaults(func=_cmd_demo)
-    add_output_flags(parser)  # --quiet and --json, before or after the command
     return parser
 
 
@@ -179,13 +185,12 @@ def _third_party_quiet(verbose: bool):  # noqa: ANN202 - a context manager
                         ("TOKENIZERS_PARALLELISM", "false")):
         os.environ.setdefault(name, value)
     package = os.path.dirname(os.path.abspath(__file__))
-    log = logging.getLogger("zsvl.cli")
 
     def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001, ANN202
         if os.path.abspath(filename).startswith(package):
             print(f"zsvl: warning: {message}", file=sys.stderr)
         elif verbose:
-            log.info("%s: %s (%s:%s)", category.__name__, message, filename, lineno)
+            print(f"{category.__name__} ({filename}:{lineno}): {message}", file=sys.stderr)
 
     with warnings.catch_warnings():
         warnings.simplefilter("default")

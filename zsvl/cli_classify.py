@@ -138,6 +138,7 @@ def _model(args: argparse.Namespace) -> str:
 
 def _cmd_classify(args: argparse.Namespace) -> int:
     from zsvl.api import classify
+    from zsvl.fitting import check_method_inputs
 
     _refuse_conflicts(args)
     if args.vocabulary_free:
@@ -148,8 +149,11 @@ def _cmd_classify(args: argparse.Namespace) -> int:
         from zsvl.cli_descriptors import classify_with_descriptors
 
         return classify_with_descriptors(args)
-    classes = _classes(args)
     method = args.method or ("cbd" if args.descriptors else "zeroshot")
+    if not args.classifier:
+        check_method_inputs(method, support=args.support, descriptors=args.descriptors,
+                            index=args.index, templates=args.templates)
+    classes = _classes(args)
     if classes is None and not (args.classifier or args.support or args.descriptors):
         raise ZsvlError("Give the classes with --classes A B C or --classes-file F (or "
                         "--classifier FILE, or --support DIR whose sub-folders name them).")
@@ -185,13 +189,15 @@ def _result_table(result: Any, k: int) -> str:
 
 def _cmd_fit(args: argparse.Namespace) -> int:
     from zsvl.api import load_model
-    from zsvl.fitting import fit_classifier
-    from zsvl.persist import save_classifier
+    from zsvl.fitting import check_method_inputs, fit_classifier
+    from zsvl.persist import classifier_classes, save_classifier
 
     if args.support_dir and args.support and args.support_dir != args.support:
         raise ZsvlError("Give the support folder once: as SUPPORT_DIR or as --support DIR.")
     args.support = args.support or args.support_dir
     _refuse_conflicts_fit(args)
+    check_method_inputs(args.method, support=args.support, descriptors=args.descriptors,
+                        index=args.index, templates=args.templates)
     classes = _classes(args)
     model = _model(args)
     encoder = load_model(model, device=args.device)
@@ -201,9 +207,9 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         support_views=args.support_views or _DEFAULT_VIEWS, batch_size=args.batch_size,
     )
     path = save_classifier(fitted.classifier, args.out, model=model)
-    clf = fitted.classifier
+    classes = classifier_classes(fitted.classifier)
     summary = {"path": str(path), "method": fitted.method, "model": model,
-               "classes": list(clf.classes_.names), "params": fitted.params,
+               "classes": list(classes.names), "params": fitted.params,
                "search": fitted.search, "search_top1": fitted.search_top1}
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -214,7 +220,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         how = f" chosen by {fitted.search}"
         if fitted.search_top1 is not None:
             how += f" (top-1 {fitted.search_top1:.1f} % on the search set)"
-    print(f"saved a {fitted.method} classifier for {len(clf.classes_)} classes to {path}"
+    print(f"saved a {fitted.method} classifier for {len(classes)} classes to {path}"
           + (f"; {chosen}{how}" if chosen else "")
           + f"\nuse it: zsvl classify IMAGES --classifier {path}")
     return 0

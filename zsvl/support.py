@@ -107,17 +107,26 @@ def encode_support(
 ) -> Any:
     """Embeddings of the shots: ``n_views`` augmented views each (Tip-Adapter's random crops and
     flips) and the plain image, as :class:`zsvl.data.augment.ShotEmbeddings`."""
-    from zsvl._progress import progress_line
-    from zsvl.data.augment import AugmentConfig, encode_shots
+    from zsvl._progress import progress_bar, progress_line
+    from zsvl.data.augment import AugmentConfig, ShotEmbeddings, encode_shots
 
-    if n_views == 1:
-        plain = encoder.encode_images(support.paths, batch_size=batch_size).embeddings
-        from zsvl.data.augment import ShotEmbeddings
-
-        shots = ShotEmbeddings(np.asarray(plain, np.float32)[:, None, :], plain)
-    else:
-        shots = encode_shots(encoder, support.paths, config=AugmentConfig(n_views=n_views),
-                             batch_size=batch_size)
+    config = AugmentConfig(n_views=n_views) if n_views > 1 else None
+    views, plain = [], []
+    chunk = 32  # images per call: the bar moves, memory stays bounded
+    with progress_bar(total=len(support), desc="support", unit="img") as bar:
+        for start in range(0, len(support), chunk):
+            paths = support.paths[start:start + chunk]
+            if config is None:
+                emb = np.asarray(encoder.encode_images(paths, batch_size=batch_size).embeddings,
+                                 np.float32)
+                views.append(emb[:, None, :])
+                plain.append(emb)
+            else:
+                part = encode_shots(encoder, paths, config=config, batch_size=batch_size)
+                views.append(part.views)
+                plain.append(part.plain)
+            bar.update(len(paths))
+    shots = ShotEmbeddings(np.concatenate(views), np.concatenate(plain))
     progress_line(f"support: {len(support)} images of {len(support.classes)} classes encoded "
                   f"({n_views} views each)")
     return shots

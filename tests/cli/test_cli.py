@@ -48,7 +48,7 @@ def test_classify_table_with_classes_file(toy_suite, tmp_path, capsys):
 
 def test_errors_exit_2_with_message(tmp_path, capsys):
     assert main(["classify", str(tmp_path), "--model", "toy"]) == 2
-    assert "exactly one of --classes" in capsys.readouterr().err
+    assert "Give the classes with --classes" in capsys.readouterr().err
     assert (
         main(["classify", str(tmp_path), "--classes", "a", "b", "--model", "ViT-B32:openai"]) == 2
     )
