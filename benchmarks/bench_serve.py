@@ -43,8 +43,9 @@ RESULTS = Path(__file__).resolve().parent / "results" / "serve.json"
 
 
 # -- server process ------------------------------------------------------------------------
-def serve(model: str, captions: int, folder: str) -> None:
-    """Load ``model``, index ``captions`` toy captions, serve batched + unbatched apps."""
+def serve(model: str, captions: int, folder: str, threads: str) -> None:
+    """Load ``model``, index ``captions`` toy captions, serve batched + unbatched apps with
+    ``threads`` intra-op threads."""
     import socket
 
     import uvicorn
@@ -53,23 +54,28 @@ def serve(model: str, captions: int, folder: str) -> None:
     from zsvl.index.recipe import resolve_corpus_path
     from zsvl.models import load_model
     from zsvl.serve import BatchConfig, Service, create_app
+    from zsvl.serve.service import default_threads
 
     encoder = load_model(model, device="cpu", num_workers=0)
     t0 = time.perf_counter()
     index = build_index(resolve_corpus_path(f"toy:{captions}"), encoder, Path(folder) / "ix",
                         tune_queries=100, model=model)
     build_s = time.perf_counter() - t0
+    n_threads = None if threads == "torch" else default_threads() if threads == "auto" \
+        else int(threads)
     servers, ports = [], []
     for enabled in (True, False):
         service = Service(encoder, {"toy": index}, model=model,
-                          batching=BatchConfig(enabled=enabled))
+                          batching=BatchConfig(enabled=enabled), threads=n_threads)
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         ports.append(sock.getsockname()[1])
         config = uvicorn.Config(create_app(service), log_level="warning", access_log=False)
         servers.append((uvicorn.Server(config), sock))
-    print(json.dumps({"batched": ports[0], "unbatched": ports[1], "build_s": build_s}),
-          flush=True)
+    import torch
+
+    print(json.dumps({"batched": ports[0], "unbatched": ports[1], "build_s": build_s,
+                      "threads": n_threads or torch.get_num_threads()}), flush=True)
 
     async def main() -> None:
         await asyncio.gather(*(s.serve(sockets=[sock]) for s, sock in servers))
@@ -147,39 +153,70 @@ def health(port: int) -> dict:
     return json.loads(conn.getresponse().read())
 
 
-def bench_model(model: str, args: argparse.Namespace, queries: list[str]) -> list[dict]:
-    with tempfile.TemporaryDirectory() as folder:
-        proc = subprocess.Popen([sys.executable, __file__, "--serve", model, "--captions",
-                                 str(args.captions), "--folder", folder],
-                                stdout=subprocess.PIPE, text=True)
-        try:
-            info = json.loads(proc.stdout.readline())
-            for mode in ("batched", "unbatched"):
-                wait_ready(info[mode])
-            for mode in ("batched", "unbatched"):
-                load(info[mode], queries, 4, 2.0)  # warm up
-            rows = []
-            for clients in args.clients:
-                runs = {"batched": [], "unbatched": []}
-                for _ in range(args.repeats):  # interleaved, so load swings hit both modes
-                    for mode in runs:
-                        runs[mode].append(load(info[mode], queries, clients, args.seconds))
-                for mode, results in runs.items():
-                    med = {key: float(np.median([r[key] for r in results]))
-                           for key in ("rps", "p50_ms", "p99_ms")}
-                    row = {"model": model, "batching": mode == "batched", "clients": clients,
-                           **med, "runs": results}
-                    rows.append(row)
-                    print(f"{model:<16} {mode:<10} {clients:>3} clients: {med['rps']:>7.1f} "
-                          f"req/s  p50 {med['p50_ms']:>7.1f} ms  p99 {med['p99_ms']:>7.1f} ms "
-                          f"(median of {args.repeats})", flush=True)
-            for mode in ("batched", "unbatched"):
-                served = health(info[mode])["batching"]["search"]
-                next(r for r in rows if r["batching"] == (mode == "batched"))["server"] = served
-            return rows
-        finally:
-            proc.terminate()
-            proc.wait(30)
+def measure(port: int, queries: list[str], clients: int, seconds: float) -> dict:
+    """One ``load`` run plus what the server did meanwhile (batches formed, by size, with the
+    model time each took) and the machine's 1-minute load average before and after."""
+    before = health(port)["batching"]["search"]
+    load_before = os.getloadavg()[0]
+    result = load(port, queries, clients, seconds)
+    after = health(port)["batching"]["search"]
+    result["loadavg"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+    result["server"] = _stats_delta(before, after)
+    return result
+
+
+def _stats_delta(before: dict, after: dict) -> dict:
+    batches = after["batches"] - before["batches"]
+    items = after["items"] - before["items"]
+    sizes = {}
+    for label, row in after["by_size"].items():
+        old = before["by_size"].get(label, {"batches": 0, "items": 0, "ms_per_batch": 0.0})
+        n = row["batches"] - old["batches"]
+        if n:
+            ms = row["ms_per_batch"] * row["batches"] - old["ms_per_batch"] * old["batches"]
+            sizes[label] = {"batches": n, "items": row["items"] - old["items"],
+                            "ms_per_batch": round(ms / n, 1),
+                            "ms_per_item": round(ms / (row["items"] - old["items"]), 1)}
+    return {"batches": batches, "items": items,
+            "mean_batch": round(items / batches, 2) if batches else 0.0,
+            "model_busy_s": round(after["busy_s"] - before["busy_s"], 2), "by_size": sizes}
+
+
+def bench_model(model: str, threads: str, folder: str, args: argparse.Namespace,
+                queries: list[str]) -> list[dict]:
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", model, "--captions",
+                             str(args.captions), "--folder", folder, "--threads", threads],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        info = json.loads(proc.stdout.readline())
+        for mode in ("batched", "unbatched"):
+            wait_ready(info[mode])
+        for mode in ("batched", "unbatched"):
+            load(info[mode], queries, 4, 2.0)  # warm up
+        rows = []
+        for clients in args.clients:
+            runs = {"batched": [], "unbatched": []}
+            for _ in range(args.repeats):  # interleaved, so load swings hit both modes
+                for mode in runs:
+                    runs[mode].append(measure(info[mode], queries, clients, args.seconds))
+            for mode, results in runs.items():
+                med = {key: float(np.median([r[key] for r in results]))
+                       for key in ("rps", "p50_ms", "p99_ms")}
+                row = {"model": model, "threads": threads, "torch_threads": info["threads"],
+                       "batching": mode == "batched", "clients": clients, **med,
+                       "loadavg": float(np.median([r["loadavg"][0] for r in results])),
+                       "runs": results}
+                rows.append(row)
+                mean_batch = np.median([r["server"]["mean_batch"] for r in results])
+                print(f"{model:<16} threads {threads}={info['threads']} {mode:<10} "
+                      f"{clients:>3} clients: {med['rps']:>7.1f} req/s  p50 "
+                      f"{med['p50_ms']:>7.1f} ms  p99 {med['p99_ms']:>7.1f} ms  mean batch "
+                      f"{mean_batch:.1f} (median of {args.repeats}, load "
+                      f"{row['loadavg']:.1f})", flush=True)
+        return rows
+    finally:
+        proc.terminate()
+        proc.wait(30)
 
 
 def main() -> int:
@@ -189,11 +226,16 @@ def main() -> int:
     parser.add_argument("--models", default="toy,ViT-B-32:random")
     parser.add_argument("--captions", type=int, default=2000)
     parser.add_argument("--clients", default="1,8,32")
+    parser.add_argument("--threads", default="auto",
+                        help="torch/FAISS threads of the server, comma-separated settings to "
+                             "compare: auto (zsvl serve's default, the cores less one), torch "
+                             "(torch's own default, every core) or a number")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results JSON")
     parser.add_argument("--serve", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--folder", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve, args.captions, args.folder)
+        serve(args.serve, args.captions, args.folder, args.threads)
         return 0
     args.clients = [int(c) for c in args.clients.split(",")]
     from zsvl.index.recipe import resolve_corpus_path
@@ -202,25 +244,31 @@ def main() -> int:
     queries = random.Random(0).sample(lines, min(500, len(lines)))
     rows = []
     for model in args.models.split(","):
-        rows += bench_model(model, args, queries)
+        for threads in args.threads.split(","):  # random weights differ per process: own index
+            with tempfile.TemporaryDirectory() as folder:
+                rows += bench_model(model, threads, folder, args, queries)
     speedups = {}
+    top = max(args.clients)
     for model in args.models.split(","):
-        at = {(r["batching"], r["clients"]): r["rps"] for r in rows if r["model"] == model}
-        top = max(args.clients)
-        speedups[model] = round(at[(True, top)] / at[(False, top)], 2)
-        print(f"{model}: batching at {top} clients = {speedups[model]}x the unbatched "
-              f"throughput (target >= 3x)")
+        for threads in args.threads.split(","):
+            at = {(r["batching"], r["clients"]): r["rps"] for r in rows
+                  if r["model"] == model and r["threads"] == threads}
+            key = f"{model} threads={threads}"
+            speedups[key] = round(at[(True, top)] / at[(False, top)], 2)
+            print(f"{key}: batching at {top} clients = {speedups[key]}x the unbatched "
+                  f"throughput (target >= 3x)")
     from zsvl import __version__
 
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({
         "benchmark": "serve", "zsvl_version": __version__, "seconds_per_run": args.seconds,
         "repeats": args.repeats,
         "captions": args.captions, "rows": rows, "speedup_at_max_clients": speedups,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version()},
-        "note": "clients and server share the machine's cores"}, indent=1))
-    print(f"wrote {RESULTS}")
+        "note": "clients (this process) and server (a subprocess) share the machine's cores; "
+                "loadavg: the 1-minute load average before/after each run"}, indent=1))
+    print(f"wrote {args.out}")
     return 0
 
 

@@ -72,6 +72,15 @@ def test_cli_parses_serve_with_safe_defaults() -> None:
     args = build_parser().parse_args(["serve", "--index", "a", "--index", "b=dir/b"])
     assert args.host == "127.0.0.1" and args.port == 8000 and args.token is None
     assert args.index == ["a", "b=dir/b"] and not args.no_batching and args.batch_size == 64
+    assert args.threads is None  # main() then uses default_threads()
+
+
+def test_cli_refuses_threads_below_one(capsys) -> None:
+    from zsvl.cli import main
+
+    assert main(["serve", "--model", "toy", "--threads", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--threads must be at least 1. Got 0." in err and "Traceback" not in err
 
 
 def test_index_names_from_folders_or_given() -> None:

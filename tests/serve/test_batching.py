@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 import time
 import urllib.request
@@ -39,7 +40,28 @@ def test_concurrent_items_form_batches_up_to_the_limit() -> None:
     out, stats = _run(main())
     assert out == [2 * i for i in range(50)]
     assert max(sizes) == 8 and sum(sizes) == 50 and len(sizes) == 7  # ceil(50 / 8)
+    by_size = stats.pop("by_size")
+    busy = stats.pop("busy_s")
     assert stats == {"batches": 7, "items": 50, "largest_batch": 8, "mean_batch": 7.14}
+    assert busy >= 7 * 0.01  # each call sleeps 10 ms
+    assert {k: (v["batches"], v["items"]) for k, v in by_size.items()} == {"2": (1, 2),
+                                                                            "5-8": (6, 48)}
+    assert all(v["ms_per_batch"] >= 10 for v in by_size.values())
+
+
+def test_batch_stats_bucket_sizes_by_powers_of_two() -> None:
+    from zsvl.serve.batching import BatchStats
+
+    stats = BatchStats()
+    for size, seconds in ((1, 0.001), (2, 0.002), (3, 0.003), (4, 0.005), (5, 0.008),
+                          (8, 0.008), (9, 0.009), (64, 0.032), (65, 0.065)):
+        stats.add(size, seconds)
+    got = stats.to_dict()
+    assert list(got["by_size"]) == ["1", "2", "3-4", "5-8", "9-16", "33-64", "65-128"]
+    assert got["by_size"]["3-4"] == {"batches": 2, "items": 7, "ms_per_batch": 4.0,
+                                     "ms_per_item": round(8 / 7, 2)}
+    assert got["by_size"]["5-8"]["ms_per_item"] == round(16 / 13, 2)
+    assert got["busy_s"] == round(0.133, 3) and got["largest_batch"] == 65
 
 
 def test_max_batch_one_is_one_call_per_item() -> None:
@@ -176,3 +198,80 @@ def test_the_event_loop_keeps_answering_during_a_model_call(toy_encoder, toy_ind
             assert pending.result() == 200
     svc.close()
     assert health_s < 1.0, f"/health took {health_s:.2f} s during a 1.5 s model call"
+
+
+def test_threads_cap_the_model_thread_and_show_in_health(toy_encoder, toy_index_dir) -> None:
+    import torch
+
+    from zsvl.serve.service import default_threads
+
+    before = torch.get_num_threads()
+    svc = make_service(toy_encoder, toy_index_dir, threads=1)
+    try:
+        seen = svc.executor.submit(torch.get_num_threads).result()
+        assert seen == 1 and svc.health()["threads"] == 1
+    finally:
+        svc.close()
+        torch.set_num_threads(before)  # the setting is process-wide
+    plain = make_service(toy_encoder, toy_index_dir)  # None: the process's setting is kept
+    try:
+        assert plain.executor.submit(torch.get_num_threads).result() == before
+        assert plain.health()["threads"] is None
+    finally:
+        plain.close()
+    assert 1 <= default_threads() <= max(1, (os.cpu_count() or 1) - 1)
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        make_service(toy_encoder, toy_index_dir, threads=0)
+
+
+def _brute_force_groups(lengths, fixed):
+    """Every split of the length-sorted order into contiguous groups; the cheapest cost."""
+    srt = sorted(lengths)
+    n = len(srt)
+    best = float("inf")
+    for mask in range(1 << (n - 1)):  # bit b set: a cut after sorted item b
+        cost, start = 0.0, 0
+        for b in range(n):
+            if b == n - 1 or mask >> b & 1:
+                cost += fixed + (b + 1 - start) * srt[b]
+                start = b + 1
+        best = min(best, cost)
+    return best
+
+
+@pytest.mark.parametrize("fixed", [0.0, 8.0, 32.0, 1e9])
+def test_length_groups_minimise_padding_plus_fixed_cost(fixed) -> None:
+    import random
+
+    from zsvl.serve.batching import length_groups
+
+    rng = random.Random(int(fixed) % 97)
+    for n in (1, 2, 5, 11):
+        lengths = [rng.randint(4, 30) for _ in range(n)]
+        groups = length_groups(lengths, fixed)
+        assert sorted(i for g in groups for i in g) == list(range(n))  # a partition
+        cost = sum(fixed + len(g) * max(lengths[i] for i in g) for g in groups)
+        assert cost == pytest.approx(_brute_force_groups(lengths, fixed))
+    assert length_groups([], 32.0) == [] and length_groups([7, 3], float("inf")) == [[1, 0]]
+    assert len(length_groups([5] * 10, 32.0)) == 1  # equal lengths: nothing to gain
+
+
+def test_a_batch_of_mixed_lengths_is_encoded_in_length_groups(toy_encoder, toy_index_dir,
+                                                              toy_index) -> None:
+    from zsvl.serve.service import SearchItem
+
+    counting = CountingEncoder(toy_encoder)
+    svc = make_service(counting, toy_index_dir)
+    short = [f"a {c} star" for c in ("red", "blue", "green", "pink")] * 2
+    long = [f"a photo of a large bright {c} star drawn on a plain background next to a small "
+            f"ring and a cross, seen from far away on a sunny day with a lot of detail" for c in
+            ("red", "blue", "green", "pink")] * 2
+    queries = [q for pair in zip(short, long, strict=True) for q in pair]  # mixed order
+    try:
+        out = svc._search_batch([SearchItem("toy", q, 5) for q in queries])
+    finally:
+        svc.close()
+    assert sorted(counting.text_calls) == [8, 8]  # short and long apart, not padded together
+    for q, hits in zip(queries, out, strict=True):
+        want = toy_index.search_texts([q], 5)
+        assert_same_hits(hits, want.ids[0], want.scores[0], want.captions[0])

@@ -23,28 +23,75 @@ from typing import Any
 
 from zsvl.serve.limits import RequestError
 
-__all__ = ["MicroBatcher", "BatchStats"]
+__all__ = ["MicroBatcher", "BatchStats", "length_groups"]
 
 logger = logging.getLogger(__name__)
 
 
+def length_groups(lengths: Sequence[int], fixed_cost: float) -> list[list[int]]:
+    """Split a batch into groups of similar length for separate forwards.
+
+    A text forward truncated to its longest text costs about ``fixed_cost + n * max_length``
+    (token units): one big batch of mixed lengths pads every text to the longest one, many small
+    batches pay the fixed cost many times. Returns the indices of ``lengths`` in groups (each
+    group's indices ascending by length) that minimise the summed cost; an exact dynamic program
+    over the length-sorted order, O(n^2) for n items. ``fixed_cost=inf`` keeps one group.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    n = len(order)
+    if n <= 1 or fixed_cost == float("inf"):
+        return [order] if n else []
+    best = [0.0] + [float("inf")] * n  # best[j]: cost of the first j sorted items
+    cut = [0] * (n + 1)
+    for j in range(1, n + 1):
+        top = lengths[order[j - 1]]  # the longest of any group ending at j
+        for i in range(j):
+            cost = best[i] + fixed_cost + (j - i) * top
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
+    groups = []
+    j = n
+    while j > 0:
+        groups.append(order[cut[j]:j])
+        j = cut[j]
+    return groups[::-1]
+
+
 class BatchStats:
-    """Counters a batcher keeps: batches run, items served, the largest batch seen."""
+    """Counters a batcher keeps: batches run, items served, the largest batch seen, and the
+    seconds spent in ``fn`` in total and per batch-size bucket (1, 2, 3-4, 5-8, ..., powers of
+    two), so that the batch sizes a load actually forms and their cost can be read back."""
 
     def __init__(self) -> None:
         self.batches = 0
         self.items = 0
         self.largest = 0
+        self.busy_s = 0.0
+        self.by_size: dict[int, list[float]] = {}  # bucket top -> [batches, items, seconds]
 
-    def add(self, size: int) -> None:
+    def add(self, size: int, seconds: float = 0.0) -> None:
         self.batches += 1
         self.items += size
         self.largest = max(self.largest, size)
+        self.busy_s += seconds
+        top = 1 << (size - 1).bit_length()  # 1, 2, 4, 8, ...: the bucket (top/2, top]
+        row = self.by_size.setdefault(top, [0, 0, 0.0])
+        row[0] += 1
+        row[1] += size
+        row[2] += seconds
 
-    def to_dict(self) -> dict[str, float]:
+    def to_dict(self) -> dict[str, Any]:
         mean = self.items / self.batches if self.batches else 0.0
+        sizes = {}
+        for top in sorted(self.by_size):
+            n, items, seconds = self.by_size[top]
+            label = str(top) if top <= 2 else f"{top // 2 + 1}-{top}"
+            sizes[label] = {"batches": int(n), "items": int(items),
+                            "ms_per_batch": round(1000 * seconds / n, 2),
+                            "ms_per_item": round(1000 * seconds / items, 2)}
         return {"batches": self.batches, "items": self.items, "largest_batch": self.largest,
-                "mean_batch": round(mean, 2)}
+                "mean_batch": round(mean, 2), "busy_s": round(self.busy_s, 3),
+                "by_size": sizes}
 
 
 class MicroBatcher:
@@ -108,6 +155,11 @@ class MicroBatcher:
         self._wake.set()
         return await fut
 
+    def _timed(self, items: list[Any]) -> tuple[Sequence[Any], float]:
+        t0 = time.perf_counter()
+        results = self.fn(items)
+        return results, time.perf_counter() - t0
+
     # -- worker --------------------------------------------------------------------------
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -134,7 +186,7 @@ class MicroBatcher:
                 continue
             items = [item for item, _ in batch]
             try:
-                results = await loop.run_in_executor(self.executor, self.fn, items)
+                results, seconds = await loop.run_in_executor(self.executor, self._timed, items)
                 if len(results) != len(items):
                     raise RuntimeError(f"{self.name}: {len(results)} results for {len(items)} items")
             except asyncio.CancelledError:
@@ -148,7 +200,7 @@ class MicroBatcher:
                     if not fut.done():
                         fut.set_exception(exc)
                 continue
-            self.stats.add(len(items))
+            self.stats.add(len(items), seconds)
             for (_, fut), result in zip(batch, results, strict=True):
                 if not fut.done():
                     fut.set_result(result)

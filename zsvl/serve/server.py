@@ -15,7 +15,7 @@ from typing import Any
 
 from zsvl.errors import InvalidParameterError, ZsvlError
 from zsvl.serve.limits import Limits
-from zsvl.serve.service import BatchConfig, Service
+from zsvl.serve.service import BatchConfig, Service, default_threads
 
 __all__ = ["build_service", "run", "require_extra", "resolve_token", "TOKEN_ENV"]
 
@@ -56,10 +56,10 @@ def _named_paths(values: Sequence[str], what: str) -> dict[str, Path]:
 def build_service(*, indexes: Sequence[str] = (), classifiers: Sequence[str] = (),
                   model: str | None = None, device: str | None = None,
                   limits: Limits | None = None, batching: BatchConfig | None = None,
-                  encoder: Any = None) -> Service:
+                  encoder: Any = None, threads: int | None = None) -> Service:
     """Load the encoder (``model``, else the spec recorded by the first index or saved
     classifier), the indexes and saved classifiers (both checked against the encoder's
-    fingerprint) into a :class:`Service`."""
+    fingerprint) into a :class:`Service` (``threads``: see :class:`Service`)."""
     from zsvl.index.search import CaptionIndex
     from zsvl.index.storage import read_manifest
 
@@ -83,7 +83,7 @@ def build_service(*, indexes: Sequence[str] = (), classifiers: Sequence[str] = (
     loaded = {name: CaptionIndex.load(path, encoder) for name, path in index_paths.items()}
     saved = {name: _load_classifier(path, encoder) for name, path in clf_paths.items()}
     return Service(encoder, loaded, classifiers=saved, limits=limits, batching=batching,
-                   model=model)
+                   model=model, threads=threads)
 
 
 def _load_classifier(path: Path, encoder: Any) -> Any:
@@ -113,6 +113,8 @@ def run(service: Service, *, host: str = "127.0.0.1", port: int = 8000,
 def main(args: Any) -> int:
     """``zsvl serve`` with parsed arguments (see ``add_serve_parser``)."""
     require_extra()
+    if args.threads is not None and args.threads < 1:
+        raise InvalidParameterError(f"--threads must be at least 1. Got {args.threads}.")
     limits = Limits(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
                     max_pixels=int(args.max_pixels), max_images=args.max_batch_images,
                     max_k=args.max_k)
@@ -120,7 +122,7 @@ def main(args: Any) -> int:
                            max_wait_ms=args.batch_wait_ms)
     service = build_service(indexes=args.index or (), classifiers=args.classifier or (),
                             model=args.model, device=args.device, limits=limits,
-                            batching=batching)
+                            batching=batching, threads=args.threads or default_threads())
     print(f"zsvl serve: http://{args.host}:{args.port}/  (API docs at /docs; "
           f"{len(service.indexes)} index(es), model {service.model})", flush=True)
     run(service, host=args.host, port=args.port, token=args.token)
@@ -144,6 +146,9 @@ def add_serve_parser(sub: Any) -> None:
     p.add_argument("--batch-size", type=int, default=64, help="most queries per model call")
     p.add_argument("--batch-wait-ms", type=float, default=2.0,
                    help="how long a request waits for others to batch with (default 2)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="intra-op threads of the model (default: the cores less one, at least "
+                        "1; the event loop needs the last core)")
     p.add_argument("--max-upload-mb", type=float, default=8.0, help="request body limit")
     p.add_argument("--max-pixels", type=float, default=16e6, help="pixels per image limit")
     p.add_argument("--max-batch-images", type=int, default=32, help="images per request")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import time
 from collections import OrderedDict
@@ -23,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from zsvl.serve.batching import MicroBatcher
+from zsvl.serve.batching import MicroBatcher, length_groups
 from zsvl.serve.limits import Limits, RequestError
 
-__all__ = ["BatchConfig", "Service", "SearchItem"]
+__all__ = ["BatchConfig", "Service", "SearchItem", "default_threads"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,40 @@ class BatchConfig:
     enabled: bool = True  # False: one model call per request (max_batch 1)
     max_batch: int = 64  # queries / images per model call
     max_wait_ms: float = 2.0  # how long a lone request waits for company
+
+
+# A CPU text forward's fixed cost in token units: ViT-B-32's text tower took ~40 ms for one
+# 12-token query and ~1.2 ms per token in batches on the 2-core development machine (bench_serve).
+CPU_FORWARD_TOKENS = 32.0
+
+
+def default_threads() -> int:
+    """Intra-op threads for the model thread: the usable cores less one, at least 1.
+
+    The model thread is not alone: the event loop parses requests and writes responses while a
+    batch runs. With torch's default (every core) the OpenMP team of each op waits at its
+    barrier for a thread that the event loop (or any other process) has just pre-empted; on the
+    2-core development machine under load that made a ViT-B-32 text forward 3-5x slower at
+    every batch size (benchmarks/bench_serve.py records the measurement).
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores - 1)
+
+
+def _set_model_threads(threads: int) -> None:
+    """Cap torch's (and FAISS's) intra-op threads (process-wide settings), from the model
+    thread as it starts."""
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        import faiss
+    except ImportError:
+        return
+    faiss.omp_set_num_threads(threads)
 
 
 @dataclass(frozen=True)
@@ -84,12 +119,15 @@ class Service:
     encoder : a zsvl Encoder (every index must have been built with it).
     indexes : name -> ``CaptionIndex`` loaded with ``encoder``.
     classifiers : name -> fitted zsvl classifier (saved ones), using ``encoder``.
+    threads : intra-op threads of torch and FAISS, set process-wide when the model thread
+        starts; None keeps the process's setting. ``zsvl serve`` passes :func:`default_threads`
+        unless told otherwise.
     """
 
     def __init__(self, encoder: Any, indexes: dict[str, Any] | None = None, *,
                  classifiers: dict[str, Any] | None = None, limits: Limits | None = None,
                  batching: BatchConfig | None = None, model: str | None = None,
-                 cache_size: int = 32) -> None:
+                 cache_size: int = 32, threads: int | None = None) -> None:
         self.encoder = encoder
         self.indexes = dict(indexes or {})
         self.classifiers = dict(classifiers or {})
@@ -101,7 +139,13 @@ class Service:
         self._fitted: OrderedDict[tuple, Any] = OrderedDict()
         self._cache_size = cache_size
         self._vocab_free: dict[str, Any] = {}
-        self.executor = ThreadPoolExecutor(1, thread_name_prefix="zsvl-model")
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be >= 1 or None. Got {threads}.")
+        self.threads = threads
+        self.executor = ThreadPoolExecutor(
+            1, thread_name_prefix="zsvl-model",
+            initializer=None if threads is None else _set_model_threads,
+            initargs=() if threads is None else (threads,))
         size = batching.max_batch if batching.enabled else 1
         wait = batching.max_wait_ms / 1000 if batching.enabled else 0.0
         self.search_batcher = MicroBatcher(self._search_batch, max_batch=size, max_wait_s=wait,
@@ -154,7 +198,7 @@ class Service:
     def health(self) -> dict[str, Any]:
         return {"status": "ok", "model": self.model, "fingerprint": self.encoder.fingerprint,
                 "indexes": list(self.indexes), "classifiers": list(self.classifiers),
-                "uptime_s": round(time.time() - self.started, 1),
+                "uptime_s": round(time.time() - self.started, 1), "threads": self.threads,
                 "batching": {"enabled": self.batching.enabled,
                              "max_batch": self.search_batcher.max_batch,
                              "max_wait_ms": self.batching.max_wait_ms if self.batching.enabled else 0,
@@ -167,8 +211,10 @@ class Service:
         dim = self.encoder.embed_dim
         vectors = np.zeros((len(items), dim), dtype=np.float32)
         text_rows = [i for i, it in enumerate(items) if isinstance(it.query, str)]
-        if text_rows:
-            vectors[text_rows] = self.encoder.encode_texts([items[i].query for i in text_rows])
+        texts = [items[i].query for i in text_rows]
+        for group in self._text_groups(texts):
+            rows = [text_rows[g] for g in group]
+            vectors[rows] = self.encoder.encode_texts([texts[g] for g in group])
         for i, it in enumerate(items):
             if not isinstance(it.query, str):
                 vectors[i] = it.query
@@ -186,6 +232,21 @@ class Service:
                           for id_, cap, score, m in zip(ids, res.captions[j], res.scores[j],
                                                         meta, strict=False)]
         return out
+
+    def _text_groups(self, texts: list[str]) -> list[list[int]]:
+        """Length groups of ``texts`` for separate forwards (CPU), else one group.
+
+        Truncated text forwards pad a batch to its longest text; on CPU, where cost grows with
+        tokens, a 32-query batch of toy captions padded to 1.7x its real tokens. Grouping by
+        length (:func:`length_groups`) trades padding for a few more forwards. On GPU a forward's
+        cost is mostly fixed, so one group is kept. Embeddings do not depend on the grouping.
+        """
+        tokenizer = getattr(self.encoder, "tokenizer", None)
+        device = str(getattr(self.encoder, "device", "cpu"))
+        if len(texts) <= 1 or tokenizer is None or not device.startswith("cpu"):
+            return [list(range(len(texts)))] if texts else []
+        lengths = (tokenizer(texts) != 0).sum(dim=1).tolist()
+        return length_groups(lengths, CPU_FORWARD_TOKENS)
 
     def _embed_batch(self, images: list[Any]) -> list[np.ndarray]:
         """One image-tower forward for PIL images from any number of requests -> (dim,) each."""
