@@ -1,18 +1,23 @@
 """Text-search throughput and latency of ``zsvl serve`` with micro-batching on vs off.
 
-For each model (the toy CLIP and ViT-B-32 with random weights) one server process loads the
-model, builds a caption index of the toy corpus with it, and serves it twice on 127.0.0.1: one
-app with micro-batching (up to 64 queries per model call, 2 ms wait) and one without (one model
-call per request, as clip-retrieval's back end does). Clients in this process (keep-alive
-connections driven by one asyncio loop, so that measuring costs the shared CPU little) send
-POST /search {"query", "k": 10} with queries drawn from the toy caption corpus, at 1, 8 and 32
-concurrent clients for a fixed time each. Reports requests/s and p50/p99 latency, writes
-``benchmarks/results/serve.json`` and prints a table.
+For each model (the toy CLIP and ViT-B-32 with random weights) and each thread setting, one
+server process (a subprocess) loads the model, builds a caption index of the toy corpus with it,
+and serves it twice on 127.0.0.1: one app with micro-batching (up to 64 queries per model call,
+2 ms wait) and one without (one model call per request, as clip-retrieval's back end does). The
+clients run in this process, not the server's (keep-alive connections driven by one asyncio
+loop, so that measuring costs the shared CPU little); they send POST /search {"query", "k": 10}
+with queries drawn from the toy caption corpus, at 1, 8 and 32 concurrent clients for a fixed
+time each. Reports requests/s and p50/p99 latency, and per run what the server did meanwhile
+(batches formed by size, model milliseconds per batch and per item, model busy seconds) and the
+1-minute load average; writes ``benchmarks/results/serve.json`` and prints a table.
 
 Usage::
 
     python benchmarks/bench_serve.py [--seconds 5] [--repeats 3] [--clients 1,8,32]
-        [--models toy,ViT-B-32:random] [--captions 2000]
+        [--models toy,ViT-B-32:random] [--captions 2000] [--threads auto[,torch]]
+
+``--threads``: ``auto`` is what ``zsvl serve`` does (torch/FAISS threads = cores less one),
+``torch`` leaves torch's default (every core); give both to compare.
 
 Each level runs ``repeats`` times, batched and unbatched interleaved, and reports the medians
 (the machine's load swings would otherwise favour whichever mode ran in a quiet moment).
