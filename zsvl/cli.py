@@ -52,6 +52,10 @@ def _build_commands() -> argparse.ArgumentParser:
     from zsvl.cli_eval import add_eval_parsers
 
     add_eval_parsers(sub)  # eval | report | demo
+
+    from zsvl.serve.server import add_serve_parser
+
+    add_serve_parser(sub)  # serve (needs the serve extra only when run)
     return parser
 
 
