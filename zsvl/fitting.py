@@ -177,9 +177,11 @@ def fit_classifier(
         clf = FuDDClassifier(encoder, classset, llm=llm, descriptors=descriptors).fit()
         return FittedMethod(clf, method, {"k": float(clf.k)})
     if method == "caption-support":
+        assert classset is not None  # checked above: only descriptor methods go without
         return _fit_caption_support(encoder, classset, index, templates, support,
                                     support_views, batch_size)
     if method == "gda-em":
+        assert classset is not None  # checked above: only descriptor methods go without
         return _fit_gda_em(zero_shot(), encoder, classset, support, unlabelled, batch_size)
     from zsvl.eval import protocol
 

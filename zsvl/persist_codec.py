@@ -226,7 +226,7 @@ class Reader:
         return torch.device(saved if saved == "cpu" or torch.cuda.is_available() else "cpu")
 
     def _object(self, qualname: str, state: dict[str, Any]) -> Any:
-        cls = _import_class(qualname, self.path)
+        cls: Any = _import_class(qualname, self.path)  # Any: mypy reads type.__new__ otherwise
         obj = cls.__new__(cls)
         for key, val in state.items():
             object.__setattr__(obj, key, self.decode(val))

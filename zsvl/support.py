@@ -123,6 +123,7 @@ def encode_support(
                 plain.append(emb)
             else:
                 part = encode_shots(encoder, paths, config=config, batch_size=batch_size)
+                assert part.plain is not None  # encode_shots encodes the plain images by default
                 views.append(part.views)
                 plain.append(part.plain)
             bar.update(len(paths))

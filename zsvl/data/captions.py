@@ -156,7 +156,7 @@ class CaptionCorpus:
 
     def settings(self) -> dict[str, Any]:
         """Everything that changes which captions come out, for manifests and resume checks."""
-        stat = self.path.stat()
+        stat = Path(self.path).stat()
         return {
             "path": str(Path(self.path).resolve()),
             "format": self.format,

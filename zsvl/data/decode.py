@@ -74,10 +74,10 @@ def load_image(item: ImageItem | str) -> Image.Image:
         return _array_to_rgb(item)
     if is_tensor(item):
         check_array(item, channels_last=False, allow_batch=False, where="load_image")
-        array = item.detach().cpu()
-        if array.dtype.is_floating_point:
-            array = array.float()  # numpy has no bfloat16
-        array = array.numpy()
+        tensor = item.detach().cpu()
+        if tensor.dtype.is_floating_point:
+            tensor = tensor.float()  # numpy has no bfloat16
+        array = tensor.numpy()
         return _array_to_rgb(np.moveaxis(array, 0, -1) if array.ndim == 3 else array)
     raise InvalidParameterError(
         f"load_image got an item of type {type(item).__qualname__}; expected a path, a "
@@ -163,7 +163,11 @@ def _exif_transposed(image: Image.Image, source: str, *, in_place: bool = False)
     ``in_place`` saves a copy of every upright image; only for images zsvl opened itself.
     """
     try:
-        transposed = ImageOps.exif_transpose(image, in_place=in_place)
+        transposed: Image.Image | None
+        if in_place:
+            transposed = ImageOps.exif_transpose(image, in_place=True)
+        else:
+            transposed = ImageOps.exif_transpose(image, in_place=False)
     except Exception as exc:  # noqa: BLE001 - malformed EXIF must not lose a decodable image
         logger.warning("Ignoring unreadable EXIF orientation of %s: %s", source, exc)
         return image

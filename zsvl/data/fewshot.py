@@ -179,7 +179,7 @@ def sample_few_shot(
             s.wanted,
         )
     train_paths = [Path(train.paths[i]) for i in t_idx]
-    val_paths = [Path(val.paths[i]) for i in v_idx] if v_idx else []
+    val_paths = [Path(val.paths[i]) for i in v_idx] if val is not None else []
     if root is None and train_paths:
         root = Path(os.path.commonpath([str(p) for p in train_paths + val_paths]))
         root = root if root.is_dir() else root.parent
@@ -191,7 +191,7 @@ def sample_few_shot(
         train_paths=train_paths,
         train_labels=[int(train.labels[i]) for i in t_idx],
         val_paths=val_paths,
-        val_labels=[int(val.labels[i]) for i in v_idx] if v_idx else [],
+        val_labels=[int(val.labels[i]) for i in v_idx] if val is not None else [],
         shortfalls=shortfalls,
         dataset=dataset,
         root=Path(root) if root is not None else None,

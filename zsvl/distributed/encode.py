@@ -106,7 +106,8 @@ class _Tracker:
 
 def _unwrap(exc: BaseException) -> BaseException:
     """The zsvl error inside a Ray task or actor error (raised in a worker), if there is one."""
-    seen, todo = set(), [exc]
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
     while todo:
         e = todo.pop()
         if e is None or id(e) in seen:

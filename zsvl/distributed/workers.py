@@ -37,7 +37,7 @@ class EncoderSource:
         self.encoder = None if reloadable else encoder
 
     def load(self, device: str) -> Any:
-        if self.encoder is not None:
+        if self.spec is None:  # no spec to reload: the driver's encoder was shipped
             return self.encoder
         from zsvl.embed import load_model
 

@@ -162,7 +162,7 @@ class CachedEncoder:
         found = np.zeros(len(items), dtype=bool)
         out = np.zeros((len(items), self.embed_dim), dtype=np.float32)
         if keyed:
-            hit, vecs = self.store.get_many([keys[i] for i in keyed])
+            hit, vecs = self.store.get_many([k for k in keys if k is not None])
             found[keyed], out[keyed] = hit, vecs
         groups = _group_misses(keys, found)
         self._count(found, len(groups))

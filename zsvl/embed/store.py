@@ -127,7 +127,7 @@ class EmbeddingStore:
         out = np.zeros((len(keys), self.dim), dtype=np.float32)
         if not keys:
             return found, out
-        rows = self._run(lambda conn: _sql.select(conn, keys), default=[])
+        rows: list[tuple[Any, ...]] = self._run(lambda conn: _sql.select(conn, keys), default=[])
         positions: dict[str, list[int]] = {}
         for i, key in enumerate(keys):
             positions.setdefault(key, []).append(i)

@@ -348,7 +348,7 @@ def _tune(
     neighbours are searched among the other vectors) and are added afterwards; a positional
     index (HNSW) already holds them, so their own id is dropped from both result lists.
     """
-    common = {"k": k, "target_recall": target_recall, "vectors": shards.gather}
+    common: dict[str, Any] = {"k": k, "target_recall": target_recall, "vectors": shards.gather}
     if not np.isscalar(given):
         queries = np.ascontiguousarray(given, dtype=np.float32)
         scores, truth = exact_search(shards, queries, k, chunk_rows=chunk_rows)

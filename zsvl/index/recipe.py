@@ -9,6 +9,7 @@ A recipe names a model, a corpus and build options; the built index goes to ``<r
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,11 +58,11 @@ class Recipe:
 
 
 def _toml(path: Path) -> dict[str, Any]:
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ModuleNotFoundError:  # Python 3.10
+    else:  # Python 3.10
         try:
-            import tomli as tomllib  # type: ignore[no-redef]
+            import tomli as tomllib
         except ModuleNotFoundError as exc:
             raise InvalidParameterError(
                 "Reading a TOML recipe on Python 3.10 needs the 'tomli' package (pip install tomli)."

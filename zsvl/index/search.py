@@ -186,7 +186,7 @@ class CaptionIndex:
         ids = np.asarray(ids, dtype=np.int64)
         ids2 = ids.reshape(len(ids), -1) if ids.ndim else ids.reshape(1, 1)
         valid = ids2 >= 0
-        rows = ids2[valid] if self._dense else np.searchsorted(self._ids, ids2[valid])
+        rows = ids2[valid] if self._ids is None else np.searchsorted(self._ids, ids2[valid])
         flat = self._captions.take(pa.array(rows, pa.int64())).to_pylist()
         counts = valid.sum(1)
         out, start = [], 0

@@ -56,7 +56,8 @@ def held_out_count(n: int, k: int, count: int | np.ndarray) -> int:
     """How many stored vectors to hold out as tuning queries: ``count`` (0 when query embeddings
     are given), at most a tenth of the corpus so that the index tuned without them is nearly
     the final one, and leaving at least ``k + 1`` vectors to search."""
-    if not np.isscalar(count):
+    given = not np.isscalar(count)  # an array of query embeddings: nothing held out
+    if given:
         return 0
     return int(min(int(count), n // 10, max(0, n - k - 1)))
 

@@ -194,15 +194,17 @@ class CandidateExtractor:
         if self.stop_words is None:
             self.stop_words = (frozenset(REFERENCE_DROP_WORDS) if self.style == "reference"
                                else STOP_WORDS)
-        self._seen: dict[str, tuple[str, ...]] = {}
+        self._seen: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
 
     def terms(self, caption: str) -> set[str]:
         """The distinct candidate terms of one caption ("phrases" style)."""
         tokens, tags = self._tagged(caption)
+        stop_words = self.stop_words
+        assert stop_words is not None  # __post_init__ fills in the default
         out: set[str] = set()
         run: list[int] = []
         for i, (tok, tag) in enumerate(zip(tokens, tags, strict=True)):
-            good = tag in ("NOUN", "ADJ") and tok not in self.stop_words and len(tok) >= self.min_chars
+            good = tag in ("NOUN", "ADJ") and tok not in stop_words and len(tok) >= self.min_chars
             if good:
                 out.add(tok)
                 run.append(i)
@@ -221,11 +223,12 @@ class CandidateExtractor:
             if len(self._seen) > 200_000:
                 self._seen.clear()
             self._seen[caption] = (tuple(tokens), tuple(tags))
-        tokens, tags = self._seen[caption]
-        return list(tokens), tags
+        seen_tokens, seen_tags = self._seen[caption]
+        return list(seen_tokens), seen_tags
 
     def __call__(self, captions: Sequence[str]) -> list[str]:
         if self.style == "reference":
+            assert self.stop_words is not None  # __post_init__ fills in the default
             names = reference_words(captions, self._tag, min_count=self.min_count,
                                     min_chars=self.min_chars, drop=sorted(self.stop_words))
             return names[: self.max_candidates] if self.max_candidates else names
