@@ -11,6 +11,7 @@ Every answer is the library's answer for the same input: ``CaptionIndex.search``
 
 from __future__ import annotations
 
+import functools
 import asyncio
 import logging
 import os
@@ -143,9 +144,10 @@ class Service:
             raise ValueError(f"threads must be >= 1 or None. Got {threads}.")
         self.threads = threads
         self.executor = ThreadPoolExecutor(
-            1, thread_name_prefix="zsvl-model",
-            initializer=None if threads is None else _set_model_threads,
-            initargs=() if threads is None else (threads,))
+            1,
+            thread_name_prefix="zsvl-model",
+            initializer=None if threads is None else functools.partial(_set_model_threads, threads),
+        )
         size = batching.max_batch if batching.enabled else 1
         wait = batching.max_wait_ms / 1000 if batching.enabled else 0.0
         self.search_batcher = MicroBatcher(self._search_batch, max_batch=size, max_wait_s=wait,
@@ -303,7 +305,7 @@ class Service:
 
                 path = packaged_descriptors(_plain_name(descriptors, "descriptors"))
                 clf = DescriptorClassifier(self.encoder, path, classes).fit()
-                info = {"kind": "DescriptorClassifier", "descriptors": descriptors}
+                info: dict[str, Any] = {"kind": "DescriptorClassifier", "descriptors": descriptors}
             else:
                 from zsvl.methods.zeroshot import ZeroShotClassifier
 
