@@ -41,8 +41,10 @@ def main() -> None:
 
     def full() -> np.ndarray:
         with torch.inference_mode():
-            parts = [F.normalize(enc.model.encode_text(tokens[i:i + bs]).float(), dim=-1)
-                     for i in range(0, len(texts), bs)]
+            parts = [
+                F.normalize(enc.model.encode_text(tokens[i : i + bs]).float(), dim=-1)
+                for i in range(0, len(texts), bs)
+            ]
         return torch.cat(parts).numpy()
 
     enc.encode_texts(texts[:bs], batch_size=bs)  # warm-up
@@ -54,11 +56,17 @@ def main() -> None:
     trunc_s = time.perf_counter() - t
     lengths = (tokens != 0).sum(1).float()
     result = {
-        "benchmark": "caption_encoding", "model": args.model, "captions": args.n,
-        "batch_size": bs, "mean_tokens": float(lengths.mean()), "max_tokens": int(lengths.max()),
+        "benchmark": "caption_encoding",
+        "model": args.model,
+        "captions": args.n,
+        "batch_size": bs,
+        "mean_tokens": float(lengths.mean()),
+        "max_tokens": int(lengths.max()),
         "captions_per_s_full_context": args.n / full_s,
-        "captions_per_s_truncated": args.n / trunc_s, "speedup": full_s / trunc_s,
-        "max_abs_diff": float(np.abs(out - ref).max()), "threads": torch.get_num_threads(),
+        "captions_per_s_truncated": args.n / trunc_s,
+        "speedup": full_s / trunc_s,
+        "max_abs_diff": float(np.abs(out - ref).max()),
+        "threads": torch.get_num_threads(),
         "load_average": os.getloadavg(),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

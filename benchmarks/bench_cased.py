@@ -29,15 +29,16 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 
 
-def reencode_cased(enc, index, extractor, X: np.ndarray, *, k: int, alpha: float,
-                   batch: int) -> list[str]:
+def reencode_cased(
+    enc, index, extractor, X: np.ndarray, *, k: int, alpha: float, batch: int
+) -> list[str]:
     """CaSED as the reference does it: per batch, encode the batch's captions and candidates."""
     import torch
 
     labels: list[str] = []
     scale = float(enc.logit_scale)
     for s in range(0, len(X), batch):
-        xb = X[s:s + batch]
+        xb = X[s : s + batch]
         res = index.search(xb, k, dedupe=0.94)
         caps = res.captions
         flat_caps = [c for row in caps for c in row]
@@ -48,15 +49,16 @@ def reencode_cased(enc, index, extractor, X: np.ndarray, *, k: int, alpha: float
         row_of = {n: i for i, n in enumerate(names)}
         start = 0
         for i, row in enumerate(cands):
-            ce = cap_emb[start:start + len(caps[i])]
+            ce = cap_emb[start : start + len(caps[i])]
             start += len(caps[i])
             if not row:
                 labels.append("")
                 continue
             centroid = ce.sum(0) / max(np.linalg.norm(ce.sum(0)), 1e-12)
             C = torch.as_tensor(name_emb[[row_of[n] for n in row]])
-            p = alpha * torch.softmax(scale * C @ torch.as_tensor(xb[i]), 0) + \
-                (1 - alpha) * torch.softmax(scale * C @ torch.as_tensor(centroid), 0)
+            p = alpha * torch.softmax(scale * C @ torch.as_tensor(xb[i]), 0) + (
+                1 - alpha
+            ) * torch.softmax(scale * C @ torch.as_tensor(centroid), 0)
             labels.append(row[int(p.argmax())])
     return labels
 
@@ -86,8 +88,9 @@ def main() -> None:
     if not corpus.is_file():
         write_caption_corpus(corpus, args.corpus_lines, seed=0)
     t = time.perf_counter()
-    index = build_index(corpus, enc, work / "index", max_memory="1G", shard_size=16384,
-                        batch_size=512)
+    index = build_index(
+        corpus, enc, work / "index", max_memory="1G", shard_size=16384, batch_size=512
+    )
     index_s = time.perf_counter() - t
     spec = get_toy_dataset("ToyFine")
     images, _ = render_split(spec, "test")
@@ -98,7 +101,7 @@ def main() -> None:
     def zsvl_run(clf, data):
         out = []
         for s in range(0, len(data), args.batch):
-            out += clf.predict_words(data[s:s + args.batch]).labels
+            out += clf.predict_words(data[s : s + args.batch]).labels
         return out
 
     def best_of(fn, repeats: int = 2):
@@ -114,19 +117,28 @@ def main() -> None:
     clf = VocabularyFreeClassifier(enc, index).fit()
     zsvl_run(clf, Xw)  # other images of the same world fill the cache
     warm_s, warm = best_of(lambda: zsvl_run(clf, X))
-    ref_s, ref = best_of(lambda: reencode_cased(enc, index, CandidateExtractor(), X, k=10,
-                                                alpha=0.7, batch=args.batch))
+    ref_s, ref = best_of(
+        lambda: reencode_cased(
+            enc, index, CandidateExtractor(), X, k=10, alpha=0.7, batch=args.batch
+        )
+    )
     n = len(X)
     result = {
-        "benchmark": "cased", "model": args.model, "images": n, "batch": args.batch,
-        "corpus_captions": index.count, "index_build_seconds": index_s,
+        "benchmark": "cased",
+        "model": args.model,
+        "images": n,
+        "batch": args.batch,
+        "corpus_captions": index.count,
+        "index_build_seconds": index_s,
         "ms_per_image_cached_cold": 1000 * cold_s / n,
         "ms_per_image_cached_warm": 1000 * warm_s / n,
         "ms_per_image_reencode": 1000 * ref_s / n,
-        "speedup_cold": ref_s / cold_s, "speedup_warm": ref_s / warm_s,
-        "same_prediction_pct": 100 * float(np.mean([a == b for a, b in zip(warm, ref,
-                                                                            strict=True)])),
-        "cold_equals_warm": cold == warm, "threads": torch.get_num_threads(),
+        "speedup_cold": ref_s / cold_s,
+        "speedup_warm": ref_s / warm_s,
+        "same_prediction_pct": 100
+        * float(np.mean([a == b for a, b in zip(warm, ref, strict=True)])),
+        "cold_equals_warm": cold == warm,
+        "threads": torch.get_num_threads(),
         "load_average": os.getloadavg(),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -33,8 +33,10 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 KEEP = {"NN", "NNS", "NNP", "NNPS", "JJ", "JJR", "JJS", "VBG", "VBN"}
-DROP = r"\b(?:image|photo|picture|thumbnail|logo|symbol|clipart|portrait|painting|illustration|" \
-       r"icon|profile)\b"
+DROP = (
+    r"\b(?:image|photo|picture|thumbnail|logo|symbol|clipart|portrait|painting|illustration|"
+    r"icon|profile)\b"
+)
 
 
 def vic_reference(captions, tag) -> set[str]:
@@ -43,8 +45,13 @@ def vic_reference(captions, tag) -> set[str]:
 
     engine = inflect.engine()
     text = " ".join(captions)
-    for pattern, repl in ((r"<[^>]+>", ""), (r"http\S+", ""), (r"[^\w\s\-\.\'\&]", ""),
-                          (r"\.\w+", ""), (r"[_\-]", " ")):
+    for pattern, repl in (
+        (r"<[^>]+>", ""),
+        (r"http\S+", ""),
+        (r"[^\w\s\-\.\'\&]", ""),
+        (r"\.\w+", ""),
+        (r"[_\-]", " "),
+    ):
         text = re.sub(pattern, repl, text)
     text = " ".join(w for w in text.split() if len(w) >= 3)
     text = re.sub(r"[^a-zA-Z\s]", "", text).lower()
@@ -78,8 +85,9 @@ def retrieved_groups(model: str, n_images: int, corpus_lines: int, work: Path) -
 
     enc = load_model(model, device="cpu")
     corpus = write_caption_corpus(work / "captions.txt", corpus_lines, seed=0)
-    index = build_index(corpus, enc, work / "index", max_memory="1G", shard_size=16384,
-                        batch_size=512)
+    index = build_index(
+        corpus, enc, work / "index", max_memory="1G", shard_size=16384, batch_size=512
+    )
     images, _ = render_split(get_toy_dataset("ToyFine"), "test")
     X = enc.encode_images(list(images[:n_images])).embeddings
     return [list(c) for c in index.search(X, 10, dedupe=0.94).captions]
@@ -91,7 +99,7 @@ def sentence_groups() -> list[list[str]]:
     groups = []
     for name in ("toy_fine_cupl", "toy_shapes_cupl", "toy_textures_cupl"):
         for items in load_descriptors(name).descriptors:
-            groups += [list(items[i:i + 10]) for i in range(0, len(items), 10)]
+            groups += [list(items[i : i + 10]) for i in range(0, len(items), 10)]
     return groups
 
 
@@ -99,20 +107,27 @@ def compare(groups: list[list[str]], taggers: dict) -> dict:
     from zsvl.text.candidates import CandidateExtractor
 
     ref = {n: [vic_reference(g, t) for g in groups] for n, t in taggers.items()}
-    out: dict = {"groups": len(groups),
-                 "mean_reference_words": {n: float(np.mean([len(s) for s in r]))
-                                          for n, r in ref.items()}}
-    out["pipeline"] = {n: mean_jaccard([CandidateExtractor(tagger=t)(g) for g in groups], ref[n])
-                       for n, t in taggers.items()}
+    out: dict = {
+        "groups": len(groups),
+        "mean_reference_words": {n: float(np.mean([len(s) for s in r])) for n, r in ref.items()},
+    }
+    out["pipeline"] = {
+        n: mean_jaccard([CandidateExtractor(tagger=t)(g) for g in groups], ref[n])
+        for n, t in taggers.items()
+    }
     names = list(taggers)
-    out["tagger"] = {f"{a} vs {b}": mean_jaccard(ref[a], ref[b])
-                     for i, a in enumerate(names) for b in names[i + 1:]}
+    out["tagger"] = {
+        f"{a} vs {b}": mean_jaccard(ref[a], ref[b])
+        for i, a in enumerate(names)
+        for b in names[i + 1 :]
+    }
     old = CandidateExtractor(style="phrases", tagger="heuristic")
     old_sets = [old(g) for g in groups]
     out["earlier_zsvl"] = {n: mean_jaccard(old_sets, r) for n, r in ref.items()}
     out["earlier_zsvl_single_words"] = {
         n: mean_jaccard([[w for w in s if " " not in w] for s in old_sets], r)
-        for n, r in ref.items()}
+        for n, r in ref.items()
+    }
     return out
 
 
@@ -134,23 +149,28 @@ def main() -> None:
         print(f"spaCy tagger unavailable ({exc}); skipped")
     taggers["textblob"] = get_tagger("textblob")[1]
     heuristic = get_tagger("heuristic")[1]
-    taggers["heuristic"] = lambda toks: [penn_tag(w, t) for w, t in zip(toks, heuristic(toks),
-                                                                         strict=True)]
+    taggers["heuristic"] = lambda toks: [
+        penn_tag(w, t) for w, t in zip(toks, heuristic(toks), strict=True)
+    ]
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="zsvl-bench-words-") as tmp:
         retrieved = retrieved_groups(args.model, args.images, args.corpus_lines, Path(tmp))
     result = {
-        "benchmark": "cased_words", "spacy_model": args.spacy_model if "spacy" in taggers else None,
+        "benchmark": "cased_words",
+        "spacy_model": args.spacy_model if "spacy" in taggers else None,
         "retrieved_toy_captions": compare(retrieved, taggers),
         "cupl_sentences": compare(sentence_groups(), taggers),
-        "seconds": time.perf_counter() - start, "load_average": os.getloadavg(),
+        "seconds": time.perf_counter() - start,
+        "load_average": os.getloadavg(),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
     for corpus in ("retrieved_toy_captions", "cupl_sentences"):
         r = result[corpus]
-        print(f"{corpus} ({r['groups']} groups): pipeline {r['pipeline']}; tagger {r['tagger']}; "
-              f"earlier zsvl {r['earlier_zsvl']} (single words {r['earlier_zsvl_single_words']})")
+        print(
+            f"{corpus} ({r['groups']} groups): pipeline {r['pipeline']}; tagger {r['tagger']}; "
+            f"earlier zsvl {r['earlier_zsvl']} (single words {r['earlier_zsvl_single_words']})"
+        )
 
 
 if __name__ == "__main__":

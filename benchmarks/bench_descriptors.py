@@ -79,17 +79,26 @@ def main() -> None:
 
     zsvl_s = build_s + score_s
     result = {
-        "images": args.images, "classes": args.classes, "dim": args.dim,
-        "texts": int(len(owners)), "mean_descriptors": float(counts.mean()),
+        "images": args.images,
+        "classes": args.classes,
+        "dim": args.dim,
+        "texts": int(len(owners)),
+        "mean_descriptors": float(counts.mean()),
         "torch_threads": torch.get_num_threads(),
         "mean_sims": {
-            "zsvl_build_s": build_s, "zsvl_score_s": score_s, "zsvl_total_s": zsvl_s,
-            "bare_matmul_s": bare_s, "per_class_loop_s": loop_s,
-            "speedup_vs_loop": loop_s / zsvl_s, "ratio_to_bare_matmul": zsvl_s / bare_s,
+            "zsvl_build_s": build_s,
+            "zsvl_score_s": score_s,
+            "zsvl_total_s": zsvl_s,
+            "bare_matmul_s": bare_s,
+            "per_class_loop_s": loop_s,
+            "speedup_vs_loop": loop_s / zsvl_s,
+            "ratio_to_bare_matmul": zsvl_s / bare_s,
             "max_abs_diff": max_err,
         },
         "max": {
-            "images": int(len(Xm)), "zsvl_s": max_s, "per_class_loop_s": loop_max_s,
+            "images": int(len(Xm)),
+            "zsvl_s": max_s,
+            "per_class_loop_s": loop_max_s,
             "speedup_vs_loop": loop_max_s / max_s,
             "max_abs_diff": max_err_max,
         },

@@ -76,10 +76,16 @@ class CountingLLM:
     def complete(self, messages) -> str:
         self.calls += 1
         a, b = _PAIR.search(messages[-1]["content"]).groups()
-        return json.dumps([
-            {"attribute": f"attr{i}", "first": f"{a} trait {_pick(a, b, i)}",
-             "second": f"{b} trait {_pick(b, a, i)}"} for i in range(self.n_attr)
-        ])
+        return json.dumps(
+            [
+                {
+                    "attribute": f"attr{i}",
+                    "first": f"{a} trait {_pick(a, b, i)}",
+                    "second": f"{b} trait {_pick(b, a, i)}",
+                }
+                for i in range(self.n_attr)
+            ]
+        )
 
 
 def _pick(a: str, b: str, i: int, pool: int = 8) -> str:
@@ -185,28 +191,41 @@ def main() -> None:
     err = float(max(np.abs(s2 - ref).max(), np.abs(s2 - ref_np).max()))
     assert err < 1e-4, err
     assert np.allclose(np.take_along_axis(scores, topk, 1), s2, atol=1e-5)
-    occurrences = [sum(len(descs[(c, o)]) for o in t if o != c) for t in topk.tolist()
-                   for c in t]
-    distinct = [len({d for o in t if o != c for d in descs[(c, o)]}) for t in topk.tolist()
-                for c in t]
+    occurrences = [sum(len(descs[(c, o)]) for o in t if o != c) for t in topk.tolist() for c in t]
+    distinct = [
+        len({d for o in t if o != c for d in descs[(c, o)]}) for t in topk.tolist() for c in t
+    ]
     repeats = float(np.mean(np.array(distinct) < np.array(occurrences)) * 100)
     old = pair_sum_stage2(X, topk, table)
     changed = float((old.argmax(1) != s2.argmax(1)).mean() * 100)
     acc1 = float((clf.stage1_scores(X).argmax(1) == labels).mean() * 100)
     result = {
-        "images": args.images, "classes": C, "k": args.k,
-        "descriptions_per_pair": args.descriptions, "generic_texts_per_class": 8, "generic_share": 0.25,
-        "dim": D, "torch_threads": torch.get_num_threads(), "zsvl_stage2_s": zsvl_s,
-        "zsvl_pair_table_build_s": table_s, "per_image_loop_torch_s": loop_s,
-        "speedup": loop_s / zsvl_s, "per_image_loop_numpy_s": loop_np_s,
-        "speedup_vs_numpy_loop": loop_np_s / zsvl_s, "max_abs_diff": err,
+        "images": args.images,
+        "classes": C,
+        "k": args.k,
+        "descriptions_per_pair": args.descriptions,
+        "generic_texts_per_class": 8,
+        "generic_share": 0.25,
+        "dim": D,
+        "torch_threads": torch.get_num_threads(),
+        "zsvl_stage2_s": zsvl_s,
+        "zsvl_pair_table_build_s": table_s,
+        "per_image_loop_torch_s": loop_s,
+        "speedup": loop_s / zsvl_s,
+        "per_image_loop_numpy_s": loop_np_s,
+        "speedup_vs_numpy_loop": loop_np_s / zsvl_s,
+        "max_abs_diff": err,
         "candidates_with_repeated_texts_pct": repeats,
         "mean_texts_per_candidate": float(np.mean(occurrences)),
         "mean_distinct_texts_per_candidate": float(np.mean(distinct)),
         "predictions_changed_vs_pair_sums_pct": changed,
-        "llm_pair_requests": llm.calls, "pairs_cooccurring": int(len(pairs)),
-        "all_pairs": C * (C - 1) // 2, "texts_encoded": enc.texts, "fit_s": fit_s,
-        "stage1_top1": acc1, "fudd_top1": float((scores.argmax(1) == labels).mean() * 100),
+        "llm_pair_requests": llm.calls,
+        "pairs_cooccurring": int(len(pairs)),
+        "all_pairs": C * (C - 1) // 2,
+        "texts_encoded": enc.texts,
+        "fit_s": fit_s,
+        "stage1_top1": acc1,
+        "fudd_top1": float((scores.argmax(1) == labels).mean() * 100),
         "topk_recall": float((topk == labels[:, None]).any(1).mean() * 100),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -50,14 +50,16 @@ def make_data(classes: int, per_class: int, n_test: int, dim: int, seed: int = 0
     y = torch.arange(classes).repeat_interleave(per_class)
     X = torch.empty(len(y), dim)
     for start in range(0, len(y), 16384):  # blockwise, to keep the build's peak small
-        yy = y[start:start + 16384]
+        yy = y[start : start + 16384]
         noise = torch.randn(len(yy), dim, generator=g) @ mix
-        X[start:start + len(yy)] = torch.nn.functional.normalize(centres[yy] + noise, dim=1)
+        X[start : start + len(yy)] = torch.nn.functional.normalize(centres[yy] + noise, dim=1)
     y_test = torch.randint(0, classes, (n_test,), generator=g)
     X_test = torch.nn.functional.normalize(
-        centres[y_test] + torch.randn(n_test, dim, generator=g) @ mix, dim=1)
-    text = torch.nn.functional.normalize(centres + torch.randn(classes, dim, generator=g) / dim,
-                                         dim=1)
+        centres[y_test] + torch.randn(n_test, dim, generator=g) @ mix, dim=1
+    )
+    text = torch.nn.functional.normalize(
+        centres + torch.randn(classes, dim, generator=g) / dim, dim=1
+    )
     return X, y, X_test, text
 
 
@@ -106,19 +108,40 @@ def child(method: str, dim: int, args: argparse.Namespace, out: Path) -> None:
     pred = (X_test @ W + b).argmax(1).numpy()
     np.save(out.with_suffix(".npy"), pred)
     np.save(out.with_suffix(".W.npy"), W.numpy())
-    out.write_text(json.dumps({
-        "seconds": min(times), "all_seconds": times,
-        "peak_rise_mib": (peak - rss_before) / 1024 if reset else None,
-        "data_mib": X.numel() * 4 / 2**20,
-    }))
+    out.write_text(
+        json.dumps(
+            {
+                "seconds": min(times),
+                "all_seconds": times,
+                "peak_rise_mib": (peak - rss_before) / 1024 if reset else None,
+                "data_mib": X.numel() * 4 / 2**20,
+            }
+        )
+    )
 
 
 def run_child(method: str, dim: int, args: argparse.Namespace, tmp: Path) -> dict:
     out = tmp / f"{method}_{dim}.json"
-    cmd = [sys.executable, __file__, "--child", method, "--child-dim", str(dim),
-           "--child-out", str(out), "--classes", str(args.classes), "--shots", str(args.shots),
-           "--views", str(args.views), "--n-test", str(args.n_test),
-           "--repeats", str(args.repeats)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        method,
+        "--child-dim",
+        str(dim),
+        "--child-out",
+        str(out),
+        "--classes",
+        str(args.classes),
+        "--shots",
+        str(args.shots),
+        "--views",
+        str(args.views),
+        "--n-test",
+        str(args.n_test),
+        "--repeats",
+        str(args.repeats),
+    ]
     subprocess.run(cmd, check=True)
     rec = json.loads(out.read_text())
     rec["pred"] = np.load(out.with_suffix(".npy"))
@@ -154,33 +177,51 @@ def main() -> int:
             agree = float((ours["pred"] == ref["pred"]).mean())
             rel = float(np.abs(ours["W"] - ref["W"]).max() / np.abs(ref["W"]).max())
             ok &= agree >= 0.999
-            runs.append({
-                "dim": dim, "samples": n,
-                "zsvl_s": round(ours["seconds"], 2), "reference_s": round(ref["seconds"], 2),
-                "speedup": round(ref["seconds"] / ours["seconds"], 2),
-                "zsvl_all_s": [round(t, 2) for t in ours["all_seconds"]],
-                "reference_all_s": [round(t, 2) for t in ref["all_seconds"]],
-                "zsvl_peak_rise_mib": _round(ours["peak_rise_mib"]),
-                "reference_peak_rise_mib": _round(ref["peak_rise_mib"]),
-                "data_mib": round(ours["data_mib"], 1),
-                "prediction_agreement": agree, "max_rel_diff_W": rel,
-            })
+            runs.append(
+                {
+                    "dim": dim,
+                    "samples": n,
+                    "zsvl_s": round(ours["seconds"], 2),
+                    "reference_s": round(ref["seconds"], 2),
+                    "speedup": round(ref["seconds"] / ours["seconds"], 2),
+                    "zsvl_all_s": [round(t, 2) for t in ours["all_seconds"]],
+                    "reference_all_s": [round(t, 2) for t in ref["all_seconds"]],
+                    "zsvl_peak_rise_mib": _round(ours["peak_rise_mib"]),
+                    "reference_peak_rise_mib": _round(ref["peak_rise_mib"]),
+                    "data_mib": round(ours["data_mib"], 1),
+                    "prediction_agreement": agree,
+                    "max_rel_diff_W": rel,
+                }
+            )
     result = {
-        "benchmark": "gda_fit", "classes": args.classes, "shots": args.shots,
-        "views": args.views, "n_test": args.n_test, "repeats": args.repeats, "runs": runs,
+        "benchmark": "gda_fit",
+        "classes": args.classes,
+        "shots": args.shots,
+        "views": args.views,
+        "n_test": args.n_test,
+        "repeats": args.repeats,
+        "runs": runs,
         "memory": "rise of VmHWM during the fit over the RSS just before it (data excluded)",
-        "torch_threads": torch.get_num_threads(), "loadavg": [round(v, 2) for v in
-                                                               os.getloadavg()],
-        "zsvl": __version__, "torch": torch.__version__, "python": platform.python_version(),
-        "machine": platform.machine(), "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "loadavg": [round(v, 2) for v in os.getloadavg()],
+        "zsvl": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print("gda_fit: " + "; ".join(
-        f"D={r['dim']}: zsvl {r['zsvl_s']:.1f} s / {r['zsvl_peak_rise_mib']} MiB vs reference "
-        f"{r['reference_s']:.1f} s / {r['reference_peak_rise_mib']} MiB ({r['speedup']:.1f}x, "
-        f"predictions agree {100 * r['prediction_agreement']:.2f}%)" for r in runs)
-        + f" on {n} samples")
+    print(
+        "gda_fit: "
+        + "; ".join(
+            f"D={r['dim']}: zsvl {r['zsvl_s']:.1f} s / {r['zsvl_peak_rise_mib']} MiB vs reference "
+            f"{r['reference_s']:.1f} s / {r['reference_peak_rise_mib']} MiB ({r['speedup']:.1f}x, "
+            f"predictions agree {100 * r['prediction_agreement']:.2f}%)"
+            for r in runs
+        )
+        + f" on {n} samples"
+    )
     return 0 if ok else 1
 
 

@@ -54,11 +54,21 @@ def write_data(out: Path, n: int, dim: int, shard: int, centres: np.ndarray) -> 
         ids = np.arange(lo, hi, dtype=np.int64)
         vec = mixture(hi - lo, dim, centres, seed=1 + s)
         infos.append(write_shard(folder, s, vec, ids, [f"vector {i}" for i in ids]).as_dict())
-    write_state(out, {"settings": {"corpus": {"path": "synthetic"},
-                                   "encoder": {"fingerprint": f"synthetic-{dim}", "embed_dim": dim},
-                                   "shard_size": shard},
-                      "shards": infos, "encoded": True, "corpus_stats": {"kept": n},
-                      "encode_seconds": 0.0, "model": None})
+    write_state(
+        out,
+        {
+            "settings": {
+                "corpus": {"path": "synthetic"},
+                "encoder": {"fingerprint": f"synthetic-{dim}", "embed_dim": dim},
+                "shard_size": shard,
+            },
+            "shards": infos,
+            "encoded": True,
+            "corpus_stats": {"kept": n},
+            "encode_seconds": 0.0,
+            "model": None,
+        },
+    )
     return time.perf_counter() - start
 
 
@@ -67,14 +77,30 @@ def child_build(out: str, max_memory: str, tune_queries: int) -> None:
     from zsvl.index.build import build_from_shards
 
     start = time.perf_counter()
-    manifest = build_from_shards(out, factory="auto", max_memory=max_memory, target_recall=0.95,
-                                 k=10, tune_queries=tune_queries)
+    manifest = build_from_shards(
+        out,
+        factory="auto",
+        max_memory=max_memory,
+        target_recall=0.95,
+        k=10,
+        tune_queries=tune_queries,
+    )
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"seconds": seconds, "peak_rss_bytes": peak, "factory": manifest["factory"],
-                      "params": manifest["search_params"], "tuning": manifest["tuning"],
-                      "train": manifest["build"]["train"], "timings": manifest["timings"],
-                      "index_bytes": manifest["index_bytes"]}))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "peak_rss_bytes": peak,
+                "factory": manifest["factory"],
+                "params": manifest["search_params"],
+                "tuning": manifest["tuning"],
+                "train": manifest["build"]["train"],
+                "timings": manifest["timings"],
+                "index_bytes": manifest["index_bytes"],
+            }
+        )
+    )
 
 
 def recall10(found: np.ndarray, truth: np.ndarray) -> float:
@@ -105,9 +131,21 @@ def main() -> None:
     centres = np.random.default_rng(0).standard_normal((10_000, args.dim), dtype=np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     write_s = write_data(out, args.n, args.dim, 65536, centres)
-    proc = subprocess.run([sys.executable, __file__, "--child", str(out), "--max-memory",
-                           args.max_memory, "--tune-queries", str(args.tune_queries)],
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            str(out),
+            "--max-memory",
+            args.max_memory,
+            "--tune-queries",
+            str(args.tune_queries),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     build = json.loads(proc.stdout.strip().splitlines()[-1])
 
     from zsvl.index.search import CaptionIndex
@@ -121,8 +159,12 @@ def main() -> None:
     index.index.search(q, 10)
     raw_s = time.perf_counter() - start
 
-    stored = np.concatenate([np.asarray(index.shards.embeddings(p), dtype=np.float32)
-                             for p in range(len(index.shards.shards))])
+    stored = np.concatenate(
+        [
+            np.asarray(index.shards.embeddings(p), dtype=np.float32)
+            for p in range(len(index.shards.shards))
+        ]
+    )
     flat = faiss.IndexFlatIP(args.dim)
     flat.add(stored)
     ne = args.exact_queries
@@ -144,15 +186,26 @@ def main() -> None:
     exact_qps = ne / exact_s
     naive_qps = args.naive_queries / naive_s
     result = {
-        "benchmark": "index", "n": args.n, "dim": args.dim, "data": "10k-centre mixture, unit",
-        "storage": "float16 shards", "max_memory": args.max_memory,
-        "shard_write_seconds": write_s, "build": build,
+        "benchmark": "index",
+        "n": args.n,
+        "dim": args.dim,
+        "data": "10k-centre mixture, unit",
+        "storage": "float16 shards",
+        "max_memory": args.max_memory,
+        "shard_write_seconds": write_s,
+        "build": build,
         "build_peak_rss_mib": build["peak_rss_bytes"] / 2**20,
-        "queries": args.queries, "search_seconds": search_s, "qps": qps,
-        "qps_faiss_only": args.queries / raw_s, "recall_at_10": recall,
-        "recall_queries": ne, "exact_qps_flat_float32": exact_qps,
-        "speedup_vs_exact": qps / exact_qps, "naive_loop_qps": naive_qps,
-        "speedup_vs_naive": qps / naive_qps, "threads": faiss.omp_get_max_threads(),
+        "queries": args.queries,
+        "search_seconds": search_s,
+        "qps": qps,
+        "qps_faiss_only": args.queries / raw_s,
+        "recall_at_10": recall,
+        "recall_queries": ne,
+        "exact_qps_flat_float32": exact_qps,
+        "speedup_vs_exact": qps / exact_qps,
+        "naive_loop_qps": naive_qps,
+        "speedup_vs_naive": qps / naive_qps,
+        "threads": faiss.omp_get_max_threads(),
         "load_average": os.getloadavg(),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -56,8 +56,9 @@ def bench_encode(tmp: Path, engine, captions: int, shard_size: int, cpus: int) -
     ray = engine.connect()
     cluster_s = time.perf_counter() - t
     start = time.perf_counter()
-    state = encode_to_shards_ray(engine, corpus, encoder, tmp / "ray", shard_size=shard_size,
-                                 model="toy")
+    state = encode_to_shards_ray(
+        engine, corpus, encoder, tmp / "ray", shard_size=shard_size, model="toy"
+    )
     ray_s = time.perf_counter() - start
     # actor start-up: a pool that encodes nothing (same actors, same model load)
     from zsvl.distributed.encode import _pool
@@ -70,16 +71,21 @@ def bench_encode(tmp: Path, engine, captions: int, shard_size: int, cpus: int) -
         ray.kill(a)
     del pool, ref
     result = {
-        "captions": captions, "shard_size": shard_size, "cpus": cpus,
-        "single_process_s": local_s, "single_process_captions_per_s": captions / local_s,
-        "ray_cluster_start_s": cluster_s, "ray_encode_s": ray_s,
+        "captions": captions,
+        "shard_size": shard_size,
+        "cpus": cpus,
+        "single_process_s": local_s,
+        "single_process_captions_per_s": captions / local_s,
+        "ray_cluster_start_s": cluster_s,
+        "ray_encode_s": ray_s,
         "ray_captions_per_s": captions / ray_s,
         "ray_actor_start_s_measured_apart": actor_start_s,
         "shards": len(state["shards"]),
         "shards_byte_identical": _shard_bytes(tmp / "local") == _shard_bytes(tmp / "ray"),
     }
-    result["overhead_ratio"] = result["ray_captions_per_s"] / result[
-        "single_process_captions_per_s"]
+    result["overhead_ratio"] = (
+        result["ray_captions_per_s"] / result["single_process_captions_per_s"]
+    )
     return result
 
 
@@ -95,8 +101,10 @@ def bench_tokenizer(captions: int) -> dict:
     tokenizer(texts[:100])
     start = time.perf_counter()
     tokenizer(texts)
-    return {"captions": captions, "vit_b32_tokenizer_captions_per_s_one_thread":
-            captions / (time.perf_counter() - start)}
+    return {
+        "captions": captions,
+        "vit_b32_tokenizer_captions_per_s_one_thread": captions / (time.perf_counter() - start),
+    }
 
 
 def _write_vectors(folder: Path, n: int, dim: int, shard: int):
@@ -170,22 +178,32 @@ def main() -> None:
 
         ray.shutdown()
         shutil.rmtree(tmp, ignore_errors=True)
-    result = {"encode": encode, "fill": fill, "tokenizer": tokenizer,
-              "load_average": os.getloadavg()}
+    result = {
+        "encode": encode,
+        "fill": fill,
+        "tokenizer": tokenizer,
+        "load_average": os.getloadavg(),
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     e, f = encode, fill
-    print(f"encode {e['captions']} toy captions on {e['cpus']} cores: single process "
-          f"{e['single_process_captions_per_s']:.0f}/s, Ray {e['ray_captions_per_s']:.0f}/s "
-          f"(ratio {e['overhead_ratio']:.2f}, actor start included; a pool alone starts in "
-          f"{e['ray_actor_start_s_measured_apart']:.1f} s), identical shards "
-          f"{e['shards_byte_identical']}")
-    print(f"fill {f['vectors']} x {f['dim']} {f['factory']}: one index {f['one_index_fill_s']:.1f}"
-          f" s, Ray parts + memory merge {f['ray_fill_merge_memory_s']:.1f} s, + on-disk merge "
-          f"{f['ray_fill_merge_ondisk_s']:.1f} s, same results {f['ray_memory_same_results']}/"
-          f"{f['ray_ondisk_same_results']}")
-    print(f"ViT-B-32 tokenizer: {tokenizer['vit_b32_tokenizer_captions_per_s_one_thread']:.0f} "
-          f"captions/s on one thread")
+    print(
+        f"encode {e['captions']} toy captions on {e['cpus']} cores: single process "
+        f"{e['single_process_captions_per_s']:.0f}/s, Ray {e['ray_captions_per_s']:.0f}/s "
+        f"(ratio {e['overhead_ratio']:.2f}, actor start included; a pool alone starts in "
+        f"{e['ray_actor_start_s_measured_apart']:.1f} s), identical shards "
+        f"{e['shards_byte_identical']}"
+    )
+    print(
+        f"fill {f['vectors']} x {f['dim']} {f['factory']}: one index {f['one_index_fill_s']:.1f}"
+        f" s, Ray parts + memory merge {f['ray_fill_merge_memory_s']:.1f} s, + on-disk merge "
+        f"{f['ray_fill_merge_ondisk_s']:.1f} s, same results {f['ray_memory_same_results']}/"
+        f"{f['ray_ondisk_same_results']}"
+    )
+    print(
+        f"ViT-B-32 tokenizer: {tokenizer['vit_b32_tokenizer_captions_per_s_one_thread']:.0f} "
+        f"captions/s on one thread"
+    )
 
 
 if __name__ == "__main__":

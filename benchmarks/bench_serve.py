@@ -55,23 +55,34 @@ def serve(model: str, captions: int, folder: str, threads: str) -> None:
 
     import uvicorn
 
+    from zsvl.embed import load_model
     from zsvl.index import build_index
     from zsvl.index.recipe import resolve_corpus_path
-    from zsvl.embed import load_model
     from zsvl.serve import BatchConfig, Service, create_app
     from zsvl.serve.service import default_threads
 
     encoder = load_model(model, device="cpu", num_workers=0)
     t0 = time.perf_counter()
-    index = build_index(resolve_corpus_path(f"toy:{captions}"), encoder, Path(folder) / "ix",
-                        tune_queries=100, model=model)
+    index = build_index(
+        resolve_corpus_path(f"toy:{captions}"),
+        encoder,
+        Path(folder) / "ix",
+        tune_queries=100,
+        model=model,
+    )
     build_s = time.perf_counter() - t0
-    n_threads = None if threads == "torch" else default_threads() if threads == "auto" \
-        else int(threads)
+    n_threads = (
+        None if threads == "torch" else default_threads() if threads == "auto" else int(threads)
+    )
     servers, ports = [], []
     for enabled in (True, False):
-        service = Service(encoder, {"toy": index}, model=model,
-                          batching=BatchConfig(enabled=enabled), threads=n_threads)
+        service = Service(
+            encoder,
+            {"toy": index},
+            model=model,
+            batching=BatchConfig(enabled=enabled),
+            threads=n_threads,
+        )
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         ports.append(sock.getsockname()[1])
@@ -79,8 +90,17 @@ def serve(model: str, captions: int, folder: str, threads: str) -> None:
         servers.append((uvicorn.Server(config), sock))
     import torch
 
-    print(json.dumps({"batched": ports[0], "unbatched": ports[1], "build_s": build_s,
-                      "threads": n_threads or torch.get_num_threads()}), flush=True)
+    print(
+        json.dumps(
+            {
+                "batched": ports[0],
+                "unbatched": ports[1],
+                "build_s": build_s,
+                "threads": n_threads or torch.get_num_threads(),
+            }
+        ),
+        flush=True,
+    )
 
     async def main() -> None:
         await asyncio.gather(*(s.serve(sockets=[sock]) for s, sock in servers))
@@ -127,17 +147,22 @@ def load(port: int, queries: list[str], clients: int, seconds: float) -> dict[st
 
     lat, errors, elapsed = asyncio.run(run())
     lat_ms = 1000 * np.asarray(lat)
-    return {"clients": clients, "requests": int(len(lat)), "errors": int(errors),
-            "rps": round(len(lat) / elapsed, 1),
-            "p50_ms": round(float(np.percentile(lat_ms, 50)), 1),
-            "p99_ms": round(float(np.percentile(lat_ms, 99)), 1)}
+    return {
+        "clients": clients,
+        "requests": int(len(lat)),
+        "errors": int(errors),
+        "rps": round(len(lat) / elapsed, 1),
+        "p50_ms": round(float(np.percentile(lat_ms, 50)), 1),
+        "p99_ms": round(float(np.percentile(lat_ms, 99)), 1),
+    }
 
 
 def _request(port: int, query: str) -> bytes:
     body = json.dumps({"query": query, "k": 10}).encode()
-    return (f"POST /search HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-            ).encode() + body
+    return (
+        f"POST /search HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
 
 
 def wait_ready(port: int, timeout: float = 120.0) -> None:
@@ -179,19 +204,40 @@ def _stats_delta(before: dict, after: dict) -> dict:
         n = row["batches"] - old["batches"]
         if n:
             ms = row["ms_per_batch"] * row["batches"] - old["ms_per_batch"] * old["batches"]
-            sizes[label] = {"batches": n, "items": row["items"] - old["items"],
-                            "ms_per_batch": round(ms / n, 1),
-                            "ms_per_item": round(ms / (row["items"] - old["items"]), 1)}
-    return {"batches": batches, "items": items,
-            "mean_batch": round(items / batches, 2) if batches else 0.0,
-            "model_busy_s": round(after["busy_s"] - before["busy_s"], 2), "by_size": sizes}
+            sizes[label] = {
+                "batches": n,
+                "items": row["items"] - old["items"],
+                "ms_per_batch": round(ms / n, 1),
+                "ms_per_item": round(ms / (row["items"] - old["items"]), 1),
+            }
+    return {
+        "batches": batches,
+        "items": items,
+        "mean_batch": round(items / batches, 2) if batches else 0.0,
+        "model_busy_s": round(after["busy_s"] - before["busy_s"], 2),
+        "by_size": sizes,
+    }
 
 
-def bench_model(model: str, threads: str, folder: str, args: argparse.Namespace,
-                queries: list[str]) -> list[dict]:
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", model, "--captions",
-                             str(args.captions), "--folder", folder, "--threads", threads],
-                            stdout=subprocess.PIPE, text=True)
+def bench_model(
+    model: str, threads: str, folder: str, args: argparse.Namespace, queries: list[str]
+) -> list[dict]:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            __file__,
+            "--serve",
+            model,
+            "--captions",
+            str(args.captions),
+            "--folder",
+            folder,
+            "--threads",
+            threads,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         info = json.loads(proc.stdout.readline())
         for mode in ("batched", "unbatched"):
@@ -205,19 +251,30 @@ def bench_model(model: str, threads: str, folder: str, args: argparse.Namespace,
                 for mode in runs:
                     runs[mode].append(measure(info[mode], queries, clients, args.seconds))
             for mode, results in runs.items():
-                med = {key: float(np.median([r[key] for r in results]))
-                       for key in ("rps", "p50_ms", "p99_ms")}
-                row = {"model": model, "threads": threads, "torch_threads": info["threads"],
-                       "batching": mode == "batched", "clients": clients, **med,
-                       "loadavg": float(np.median([r["loadavg"][0] for r in results])),
-                       "runs": results}
+                med = {
+                    key: float(np.median([r[key] for r in results]))
+                    for key in ("rps", "p50_ms", "p99_ms")
+                }
+                row = {
+                    "model": model,
+                    "threads": threads,
+                    "torch_threads": info["threads"],
+                    "batching": mode == "batched",
+                    "clients": clients,
+                    **med,
+                    "loadavg": float(np.median([r["loadavg"][0] for r in results])),
+                    "runs": results,
+                }
                 rows.append(row)
                 mean_batch = np.median([r["server"]["mean_batch"] for r in results])
-                print(f"{model:<16} threads {threads}={info['threads']} {mode:<10} "
-                      f"{clients:>3} clients: {med['rps']:>7.1f} req/s  p50 "
-                      f"{med['p50_ms']:>7.1f} ms  p99 {med['p99_ms']:>7.1f} ms  mean batch "
-                      f"{mean_batch:.1f} (median of {args.repeats}, load "
-                      f"{row['loadavg']:.1f})", flush=True)
+                print(
+                    f"{model:<16} threads {threads}={info['threads']} {mode:<10} "
+                    f"{clients:>3} clients: {med['rps']:>7.1f} req/s  p50 "
+                    f"{med['p50_ms']:>7.1f} ms  p99 {med['p99_ms']:>7.1f} ms  mean batch "
+                    f"{mean_batch:.1f} (median of {args.repeats}, load "
+                    f"{row['loadavg']:.1f})",
+                    flush=True,
+                )
         return rows
     finally:
         proc.terminate()
@@ -231,10 +288,13 @@ def main() -> int:
     parser.add_argument("--models", default="toy,ViT-B-32:random")
     parser.add_argument("--captions", type=int, default=2000)
     parser.add_argument("--clients", default="1,8,32")
-    parser.add_argument("--threads", default="auto",
-                        help="torch/FAISS threads of the server, comma-separated settings to "
-                             "compare: auto (zsvl serve's default, the cores less one), torch "
-                             "(torch's own default, every core) or a number")
+    parser.add_argument(
+        "--threads",
+        default="auto",
+        help="torch/FAISS threads of the server, comma-separated settings to "
+        "compare: auto (zsvl serve's default, the cores less one), torch "
+        "(torch's own default, every core) or a number",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="results JSON")
     parser.add_argument("--serve", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--folder", default=None, help=argparse.SUPPRESS)
@@ -256,23 +316,41 @@ def main() -> int:
     top = max(args.clients)
     for model in args.models.split(","):
         for threads in args.threads.split(","):
-            at = {(r["batching"], r["clients"]): r["rps"] for r in rows
-                  if r["model"] == model and r["threads"] == threads}
+            at = {
+                (r["batching"], r["clients"]): r["rps"]
+                for r in rows
+                if r["model"] == model and r["threads"] == threads
+            }
             key = f"{model} threads={threads}"
             speedups[key] = round(at[(True, top)] / at[(False, top)], 2)
-            print(f"{key}: batching at {top} clients = {speedups[key]}x the unbatched "
-                  f"throughput (target >= 3x)")
+            print(
+                f"{key}: batching at {top} clients = {speedups[key]}x the unbatched "
+                f"throughput (target >= 3x)"
+            )
     from zsvl import __version__
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
-        "benchmark": "serve", "zsvl_version": __version__, "seconds_per_run": args.seconds,
-        "repeats": args.repeats,
-        "captions": args.captions, "rows": rows, "speedup_at_max_clients": speedups,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version()},
-        "note": "clients (this process) and server (a subprocess) share the machine's cores; "
-                "loadavg: the 1-minute load average before/after each run"}, indent=1))
+    args.out.write_text(
+        json.dumps(
+            {
+                "benchmark": "serve",
+                "zsvl_version": __version__,
+                "seconds_per_run": args.seconds,
+                "repeats": args.repeats,
+                "captions": args.captions,
+                "rows": rows,
+                "speedup_at_max_clients": speedups,
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "platform": platform.platform(),
+                    "python": platform.python_version(),
+                },
+                "note": "clients (this process) and server (a subprocess) share the machine's cores; "
+                "loadavg: the 1-minute load average before/after each run",
+            },
+            indent=1,
+        )
+    )
     print(f"wrote {args.out}")
     return 0
 

@@ -41,8 +41,9 @@ from zsvl.methods.tip import TipAdapter
 RESULTS = Path(__file__).resolve().parent / "results" / "tip_search.json"
 
 
-def make_problem(n_val: int, n_classes: int, shots: int, dim: int, seed: int = 0,
-                 noise: float = 3.0):
+def make_problem(
+    n_val: int, n_classes: int, shots: int, dim: int, seed: int = 0, noise: float = 3.0
+):
     """Unit features around random class directions, noisy enough that accuracy varies over
     the grid (about 48% zero-shot and up to about 67% with the cache at 1,000 classes)."""
     g = torch.Generator().manual_seed(seed)
@@ -92,8 +93,7 @@ def main() -> int:
 
     grid = tip_reference_grid(scale=(7.0, 3.0), steps=(200, 20))
     betas, alphas = grid["beta"], grid["alpha"]
-    text, keys, y_keys, val, y_val = make_problem(args.n_val, args.n_classes, args.shots,
-                                                  args.dim)
+    text, keys, y_keys, val, y_val = make_problem(args.n_val, args.n_classes, args.shots, args.dim)
     load_before = os.getloadavg()
     tip = TipAdapter(text.numpy(), logit_scale=100.0, device=args.device)
     start = time.perf_counter()
@@ -101,38 +101,56 @@ def main() -> int:
     counts = tip_grid_counts(tip, val.numpy(), y_val.numpy(), betas=betas, alphas=alphas)
     zsvl_s = time.perf_counter() - start
 
-    ref, ref_times = reference_points(text, keys, y_keys, val, y_val, betas, alphas,
-                                      args.ref_points, args.device)
+    ref, ref_times = reference_points(
+        text, keys, y_keys, val, y_val, betas, alphas, args.ref_points, args.device
+    )
     per_point = float(np.mean(ref_times))
     n_points = len(betas) * len(alphas)
     ref_total = per_point * n_points
-    agree = [c == int(counts[i // len(alphas), i % len(alphas), 0])
-             for i, (_, _, c) in enumerate(ref)]
+    agree = [
+        c == int(counts[i // len(alphas), i % len(alphas), 0]) for i, (_, _, c) in enumerate(ref)
+    ]
     best = np.unravel_index(int(np.argmax(counts[:, :, 0])), counts.shape[:2])
     result = {
         "benchmark": "tip_search",
-        "n_val": args.n_val, "n_keys": len(y_keys), "n_classes": args.n_classes,
-        "dim": args.dim, "grid": {"betas": len(betas), "alphas": len(alphas),
-                                  "points": n_points, "scale": [7.0, 3.0]},
-        "device": args.device, "torch_threads": torch.get_num_threads(),
+        "n_val": args.n_val,
+        "n_keys": len(y_keys),
+        "n_classes": args.n_classes,
+        "dim": args.dim,
+        "grid": {
+            "betas": len(betas),
+            "alphas": len(alphas),
+            "points": n_points,
+            "scale": [7.0, 3.0],
+        },
+        "device": args.device,
+        "torch_threads": torch.get_num_threads(),
         "zsvl_s": round(zsvl_s, 2),
         "reference": {
-            "points_timed": len(ref_times), "seconds_per_point": round(per_point, 3),
+            "points_timed": len(ref_times),
+            "seconds_per_point": round(per_point, 3),
             "point_seconds": [round(t, 3) for t in ref_times],
             "extrapolated_total_s": round(ref_total, 1),
             "note": "timed on the first grid points in the reference loop order and "
-                    "extrapolated linearly to the full grid",
+            "extrapolated linearly to the full grid",
         },
         "speedup": round(ref_total / zsvl_s, 1),
         "reference_counts_match": all(agree),
-        "best": {"beta": float(betas[best[0]]), "alpha": float(alphas[best[1]]),
-                 "val_top1": round(100.0 * counts[best[0], best[1], 0] / args.n_val, 2)},
-        "val_top1_range": [round(100.0 * counts.min() / args.n_val, 2),
-                           round(100.0 * counts.max() / args.n_val, 2)],
+        "best": {
+            "beta": float(betas[best[0]]),
+            "alpha": float(alphas[best[1]]),
+            "val_top1": round(100.0 * counts[best[0], best[1], 0] / args.n_val, 2),
+        },
+        "val_top1_range": [
+            round(100.0 * counts.min() / args.n_val, 2),
+            round(100.0 * counts.max() / args.n_val, 2),
+        ],
         "loadavg_before": [round(v, 2) for v in load_before],
         "loadavg_after": [round(v, 2) for v in os.getloadavg()],
-        "zsvl": __version__, "torch": torch.__version__,
-        "python": platform.python_version(), "machine": platform.machine(),
+        "zsvl": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -29,8 +29,11 @@ def main() -> int:
         t = time.perf_counter()
         if subprocess.run([sys.executable, str(script)]).returncode != 0:
             failed.append(script.stem)
-        print(f"[{i}/{len(scripts)}] {script.stem} done in {time.perf_counter() - t:.0f} s",
-              file=sys.stderr, flush=True)
+        print(
+            f"[{i}/{len(scripts)}] {script.stem} done in {time.perf_counter() - t:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0

@@ -66,8 +66,13 @@ class HashEncoder:
 
 COLOURS = ["red", "green", "blue", "yellow", "purple", "orange"]
 SHAPES = ["circle", "square", "triangle", "star", "hexagon", "arrow"]
-FRAMES = ["a photo of a {}.", "{}.", "a picture of a {} on a table", "there is a {}",
-          "a close-up photo of a {}"]
+FRAMES = [
+    "a photo of a {}.",
+    "{}.",
+    "a picture of a {} on a table",
+    "there is a {}",
+    "a close-up photo of a {}",
+]
 
 
 def toy_captions(n: int, seed: int = 0) -> list[str]:
@@ -86,16 +91,28 @@ def write_lines(path: Path, lines: Sequence[str]) -> Path:
     return path
 
 
-def clustered_vectors(n: int, dim: int, *, clusters: int = 50, noise: float = 0.35,
-                      seed: int = 0, centres_seed: int = 0) -> np.ndarray:
+def clustered_vectors(
+    n: int,
+    dim: int,
+    *,
+    clusters: int = 50,
+    noise: float = 0.35,
+    seed: int = 0,
+    centres_seed: int = 0,
+) -> np.ndarray:
     """``n`` unit vectors (n, dim) around ``clusters`` random centres (fixed by ``centres_seed``;
     ``seed`` draws the points), distinct, no exact ties."""
     rng = np.random.default_rng(seed)
-    centres = np.random.default_rng(10_000 + centres_seed).standard_normal((clusters, dim)).astype(
-        np.float32)
+    centres = (
+        np.random.default_rng(10_000 + centres_seed)
+        .standard_normal((clusters, dim))
+        .astype(np.float32)
+    )
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    x = centres[rng.integers(clusters, size=n)] + noise * rng.standard_normal((n, dim)).astype(
-        np.float32) / np.sqrt(dim) * 3
+    x = (
+        centres[rng.integers(clusters, size=n)]
+        + noise * rng.standard_normal((n, dim)).astype(np.float32) / np.sqrt(dim) * 3
+    )
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 

@@ -103,15 +103,22 @@ def pair_answer(a: str, b: str) -> str:
     """FuDD-style captions of each class showing how it differs, as the prompt asks."""
     first, second = TABLE[a], TABLE[b]
     items = [
-        {"attribute": attr,
-         "first": f"a photo of {_article(a)} {_feature_phrase(attr, first[attr])}.",
-         "second": f"a photo of {_article(b)} {_feature_phrase(attr, second[attr])}."}
+        {
+            "attribute": attr,
+            "first": f"a photo of {_article(a)} {_feature_phrase(attr, first[attr])}.",
+            "second": f"a photo of {_article(b)} {_feature_phrase(attr, second[attr])}.",
+        }
         for attr in first
         if attr in second and first[attr] != second[attr]
     ]
     if not items:  # classes of different datasets, or the same attributes
-        items = [{"attribute": "overall look", "first": f"a photo of {_article(a)}.",
-                  "second": f"a photo of {_article(b)}."}]
+        items = [
+            {
+                "attribute": "overall look",
+                "first": f"a photo of {_article(a)}.",
+                "second": f"a photo of {_article(b)}.",
+            }
+        ]
     return "```json\n" + json.dumps(items, indent=1) + "\n```"
 
 
@@ -162,8 +169,13 @@ class ToyLLMServer:
 
     def reset_stats(self) -> None:
         with self._lock:
-            self.stats = {"requests": 0, "answered": 0, "in_flight": 0, "max_in_flight": 0,
-                          "status": collections.Counter()}
+            self.stats = {
+                "requests": 0,
+                "answered": 0,
+                "in_flight": 0,
+                "max_in_flight": 0,
+                "status": collections.Counter(),
+            }
             self.log = []
 
     def script(self, *faults: str) -> None:
@@ -224,8 +236,13 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:  # keep test output quiet
         pass
 
-    def _send(self, status: int, body: dict[str, Any] | bytes,
-              headers: dict[str, str] | None = None, ctype: str = "application/json"):
+    def _send(
+        self,
+        status: int,
+        body: dict[str, Any] | bytes,
+        headers: dict[str, str] | None = None,
+        ctype: str = "application/json",
+    ):
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", ctype)
@@ -248,21 +265,30 @@ class _Handler(BaseHTTPRequestHandler):
             fault = server._next_fault()
             if server.delay:
                 time.sleep(server.delay)
-            wait = ({"retry-after-ms": str(server.retry_after_ms)}
-                    if server.retry_after_ms is not None else {})
+            wait = (
+                {"retry-after-ms": str(server.retry_after_ms)}
+                if server.retry_after_ms is not None
+                else {}
+            )
             if fault == "429":
                 status = 429
-                return self._send(429, {"error": {"message": "rate limited", "type": "rate"}},
-                                  wait)
+                return self._send(429, {"error": {"message": "rate limited", "type": "rate"}}, wait)
             if fault == "500":
                 status = 500
                 return self._send(500, {"error": {"message": "internal error"}}, wait)
             if fault == "401":
                 status = 401
                 token = self.headers.get("Authorization", "").removeprefix("Bearer ")
-                return self._send(401, {"error": {
-                    "message": f"Incorrect API key provided: {token}. Header was "
-                               f"'Authorization: Bearer {token}'.", "type": "auth"}})
+                return self._send(
+                    401,
+                    {
+                        "error": {
+                            "message": f"Incorrect API key provided: {token}. Header was "
+                            f"'Authorization: Bearer {token}'.",
+                            "type": "auth",
+                        }
+                    },
+                )
             if fault == "badjson":
                 return self._send(200, b'{"id": "chatcmpl-1", "choices": [{"index": 0, "mess')
             if fault == "html":
@@ -278,17 +304,36 @@ class _Handler(BaseHTTPRequestHandler):
             elif fault == "empty":
                 text = ""
             with server._lock:
-                server.log.append({"asked": asked, "messages": body.get("messages"),
-                                   "model": body.get("model"), "fault": fault})
+                server.log.append(
+                    {
+                        "asked": asked,
+                        "messages": body.get("messages"),
+                        "model": body.get("model"),
+                        "fault": fault,
+                    }
+                )
             words = sum(len(m.get("content", "").split()) for m in body.get("messages", []))
-            self._send(200, {
-                "id": f"chatcmpl-{server.stats['requests']}", "object": "chat.completion",
-                "created": int(time.time()), "model": body.get("model", MODEL),
-                "choices": [{"index": 0, "finish_reason": "stop",
-                             "message": {"role": "assistant", "content": text}}],
-                "usage": {"prompt_tokens": words, "completion_tokens": len(text.split()),
-                          "total_tokens": words + len(text.split())},
-            })
+            self._send(
+                200,
+                {
+                    "id": f"chatcmpl-{server.stats['requests']}",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": body.get("model", MODEL),
+                    "choices": [
+                        {
+                            "index": 0,
+                            "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": text},
+                        }
+                    ],
+                    "usage": {
+                        "prompt_tokens": words,
+                        "completion_tokens": len(text.split()),
+                        "total_tokens": words + len(text.split()),
+                    },
+                },
+            )
         except (BrokenPipeError, ConnectionResetError):
             status = 499  # the client gave up (a timeout test)
         finally:

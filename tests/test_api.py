@@ -98,15 +98,17 @@ def test_classify_with_support(method, toy_encoder, toy_suite, support_folder):
 
     names = list(load_support(support_folder).classes.names)
     paths, _ = _queries(toy_suite, [n.replace("_", " ") for n in names])
-    result = zsvl.classify(paths, method=method, support=support_folder, model=toy_encoder,
-                           support_views=2)
+    result = zsvl.classify(
+        paths, method=method, support=support_folder, model=toy_encoder, support_views=2
+    )
     assert result.method == method and list(result.classes.names) == names
     assert result.probs.shape == (len(paths), len(names))
     if method != "gda-em":
         assert "alpha" in result.params
         # hyperparameters come from the shots alone: other query images, same choice
-        other = zsvl.classify(paths[:3], method=method, support=support_folder,
-                              model=toy_encoder, support_views=2)
+        other = zsvl.classify(
+            paths[:3], method=method, support=support_folder, model=toy_encoder, support_views=2
+        )
         assert other.params == result.params
         np.testing.assert_allclose(other.probs, result.probs[:3], rtol=1e-5, atol=1e-6)
 
@@ -120,8 +122,9 @@ def test_support_classes_follow_the_class_list(toy_encoder, toy_suite, support_f
     assert support.classes.names == tuple(names)
     assert support.counts().tolist() == [4] * len(folder_names) + [0]
     paths, truth = _queries(toy_suite, names)
-    result = zsvl.classify(paths, names, method="gda", support=support_folder,
-                           model=toy_encoder, support_views=2)
+    result = zsvl.classify(
+        paths, names, method="gda", support=support_folder, model=toy_encoder, support_views=2
+    )
     assert list(result.classes.names) == names
     assert sum(p == t for p, t in zip(result.labels, truth, strict=True)) >= len(truth) // 3
 

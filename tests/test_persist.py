@@ -31,8 +31,9 @@ def data(toy_encoder, shapes):
     T = toy_encoder.encode_texts([f"a photo of a {c}." for c in shapes])
 
     def near(labels, noise=0.6):
-        x = T[labels] + noise * rng.standard_normal((len(labels), T.shape[1])).astype(np.float32) \
-            / np.sqrt(T.shape[1])
+        x = T[labels] + noise * rng.standard_normal((len(labels), T.shape[1])).astype(
+            np.float32
+        ) / np.sqrt(T.shape[1])
         return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
 
     y = np.repeat(np.arange(len(shapes)), 4)
@@ -53,8 +54,9 @@ def _build(name, enc, classes, views, y, queries):
     if name == "cbd":
         return zsvl.DescriptorClassifier(enc, "toy_shapes_cbd", classes).fit()
     if name == "cupl":
-        return zsvl.DescriptorClassifier(enc, "toy_shapes_cupl", classes,
-                                         aggregation="mean_emb").fit()
+        return zsvl.DescriptorClassifier(
+            enc, "toy_shapes_cupl", classes, aggregation="mean_emb"
+        ).fit()
     if name == "max":
         return zsvl.DescriptorClassifier(enc, "toy_shapes_cbd", classes, aggregation="max").fit()
     if name == "waffle":
@@ -62,13 +64,15 @@ def _build(name, enc, classes, views, y, queries):
     if name == "fudd":
         return zsvl.FuDDClassifier(enc, classes, descriptors="toy_shapes_fudd", k=4).fit()
     if name == "fudd-nonadaptive":
-        return zsvl.FuDDClassifier(enc, classes, descriptors="toy_shapes_fudd", k=4,
-                                   adaptive=False).fit()
+        return zsvl.FuDDClassifier(
+            enc, classes, descriptors="toy_shapes_fudd", k=4, adaptive=False
+        ).fit()
     if name == "gda":
         return zsvl.GDAAdapter(_zero_shot(enc, classes), alpha=0.5).fit(views, y)
     if name == "gda-lw":
-        return zsvl.GDAAdapter(_zero_shot(enc, classes), shrinkage="ledoit_wolf",
-                               priors="counts").fit(views, y)
+        return zsvl.GDAAdapter(
+            _zero_shot(enc, classes), shrinkage="ledoit_wolf", priors="counts"
+        ).fit(views, y)
     if name == "gda-em":
         return zsvl.GDAEMAdapter(_zero_shot(enc, classes), max_iter=3).fit(queries)
     if name == "tip":
@@ -78,8 +82,20 @@ def _build(name, enc, classes, views, y, queries):
     raise AssertionError(name)
 
 
-METHODS = ["zeroshot", "cbd", "cupl", "max", "waffle", "fudd", "fudd-nonadaptive", "gda",
-           "gda-lw", "gda-em", "tip", "tip-x"]
+METHODS = [
+    "zeroshot",
+    "cbd",
+    "cupl",
+    "max",
+    "waffle",
+    "fudd",
+    "fudd-nonadaptive",
+    "gda",
+    "gda-lw",
+    "gda-em",
+    "tip",
+    "tip-x",
+]
 
 
 @pytest.mark.parametrize("name", METHODS)
@@ -129,14 +145,19 @@ def test_load_without_encoder_reloads_the_saved_model(toy_encoder, shapes, tmp_p
 
 def test_caption_support_round_trip(tmp_path):
     enc = HashEncoder(48)
-    index = zsvl.build_index(write_lines(tmp_path / "c.txt", toy_captions(1500, seed=5)), enc,
-                             tmp_path / "ix", tune_queries=50)
+    index = zsvl.build_index(
+        write_lines(tmp_path / "c.txt", toy_captions(1500, seed=5)),
+        enc,
+        tmp_path / "ix",
+        tune_queries=50,
+    )
     classes = [f"{c} {s}" for c in COLOURS[:3] for s in SHAPES[:3]]
     rng = np.random.default_rng(1)
     X = rng.standard_normal((20, 48)).astype(np.float32)
     X /= np.linalg.norm(X, axis=1, keepdims=True)
-    clf = zsvl.CaptionSupportAdapter(enc, classes, index=index, templates=["a photo of a {}."],
-                                     m=8, gamma=0.5).fit()
+    clf = zsvl.CaptionSupportAdapter(
+        enc, classes, index=index, templates=["a photo of a {}."], m=8, gamma=0.5
+    ).fit()
     loaded = zsvl.load_classifier(zsvl.save_classifier(clf, tmp_path / "cs.zsvl"), enc)
     np.testing.assert_allclose(loaded.decision_function(X), clf.decision_function(X), atol=1e-6)
     assert loaded.index is None  # the index is not stored: only fit() needs it
@@ -158,8 +179,9 @@ def test_unfitted_is_refused(toy_encoder, shapes, tmp_path):
 @pytest.fixture()
 def saved(toy_encoder, shapes, data, tmp_path) -> Path:
     views, y, queries = data
-    return zsvl.save_classifier(_build("tip", toy_encoder, shapes, views, y, queries),
-                                tmp_path / "s.zsvl")
+    return zsvl.save_classifier(
+        _build("tip", toy_encoder, shapes, views, y, queries), tmp_path / "s.zsvl"
+    )
 
 
 def test_another_encoder_is_refused(saved):
@@ -190,8 +212,9 @@ def test_unknown_version_is_refused(saved, toy_encoder):
 
 def test_foreign_class_is_refused(saved, toy_encoder):
     def swap(m):
-        m["manifest.json"] = m["manifest.json"].replace(b"zsvl.methods.tip:TipAdapter",
-                                                        b"os:system")
+        m["manifest.json"] = m["manifest.json"].replace(
+            b"zsvl.methods.tip:TipAdapter", b"os:system"
+        )
 
     _rewrite(saved, swap)
     with pytest.raises(ClassifierFileError, match="only zsvl classes"):

@@ -192,13 +192,20 @@ def _rewrite_zsvl(argv: list[str], world: dict) -> tuple[list[str], str]:
         notes.append("LLM -> local toy server")
     else:
         spec = _option(args, "--model")
-        needs_default = (words[:1] and words[0] in MODEL_DEFAULT_COMMANDS
-                         and _option(args, "--classifier") is None)
+        needs_default = (
+            words[:1]
+            and words[0] in MODEL_DEFAULT_COMMANDS
+            and _option(args, "--classifier") is None
+        )
         if (spec is not None and spec != TOY) or (spec is None and needs_default):
             args = _set_option(args, "--model", TOY)
             notes.append(f"--model {spec or '(default)'} -> toy")
-        if words[:1] == ["index"] and words[1:] == ["build"] and spec is None and \
-                _option(args, "--recipe") is None:
+        if (
+            words[:1] == ["index"]
+            and words[1:] == ["build"]
+            and spec is None
+            and _option(args, "--recipe") is None
+        ):
             args = _set_option(args, "--model", TOY)
     if _option(args, "--suite") == "coop11":
         args = _set_option(args, "--suite", "toy")
@@ -285,8 +292,14 @@ def world(toy_suite: Path, tmp_path_factory: pytest.TempPathFactory):
             shutil.copy(path, folder / Path(path).name)
     captions = (toy_suite / "captions" / "toy_captions.txt").read_text().splitlines()[:2000]
     (work / "captions.txt").write_text("\n".join(captions) + "\n", encoding="utf-8")
-    env = {**os.environ, "HOME": str(home), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO),
-           "OPENAI_API_KEY": "sk-test-readme", "ZSVL_PROGRESS": "0"}
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": str(REPO),
+        "OPENAI_API_KEY": "sk-test-readme",
+        "ZSVL_PROGRESS": "0",
+    }
     with ToyLLMServer() as server:
         yield {"work": work, "env": env, "llm_model": MODEL, "llm_url": server.base_url}
 
@@ -306,19 +319,25 @@ def test_readme_commands_run_as_written(world):
                 env[key] = value if value != "..." else env.get(key, "set-by-readme")
             continue
         argv = [_expand_home(a, env["HOME"]) for a in argv]
-        done = subprocess.run(argv, cwd=world["work"], env=env, capture_output=True, text=True,
-                              timeout=3600)
-        ran.append(f"line {cmd.line}: rc {done.returncode}{' (' + note + ')' if note else ''}: "
-                   f"{cmd.text}")
+        done = subprocess.run(
+            argv, cwd=world["work"], env=env, capture_output=True, text=True, timeout=3600
+        )
+        ran.append(
+            f"line {cmd.line}: rc {done.returncode}{' (' + note + ')' if note else ''}: {cmd.text}"
+        )
         script = cmd.argv[1] if cmd.argv[0] in ("python", "python3") and len(cmd.argv) > 1 else ""
         if script in EXPECTED_OFFLINE:
             rc, hint = EXPECTED_OFFLINE[script]
             if done.returncode != rc or hint not in done.stderr + done.stdout:
-                failures.append(f"README line {cmd.line}: {cmd.text!r} -> rc {done.returncode}, "
-                                f"expected rc {rc} and {hint!r}\n  stderr: {done.stderr[-1500:]}")
+                failures.append(
+                    f"README line {cmd.line}: {cmd.text!r} -> rc {done.returncode}, "
+                    f"expected rc {rc} and {hint!r}\n  stderr: {done.stderr[-1500:]}"
+                )
             continue
         if done.returncode != 0 or "Traceback" in done.stderr:
-            failures.append(f"README line {cmd.line}: {cmd.text!r} -> rc {done.returncode}\n"
-                            f"  ran: {' '.join(argv)}\n  stderr: {done.stderr[-1500:]}")
+            failures.append(
+                f"README line {cmd.line}: {cmd.text!r} -> rc {done.returncode}\n"
+                f"  ran: {' '.join(argv)}\n  stderr: {done.stderr[-1500:]}"
+            )
     print("\n".join(ran))
     assert not failures, "\n\n".join(failures)

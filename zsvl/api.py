@@ -16,10 +16,10 @@ from zsvl.methods.base import top_k as take_top_k
 from zsvl.models.base import Encoder, ImageFailure, OnError
 
 if TYPE_CHECKING:  # pragma: no cover
-
     from zsvl.models.spec import SpecLike
 
 __all__ = ["classify", "explain_images", "ClassificationResult"]
+
 
 @dataclass(frozen=True)
 class ClassificationResult:
@@ -75,8 +75,14 @@ class ClassificationResult:
                 ],
             }
             for src, label, idx, score, top, top_i, top_s in zip(
-                self.sources, self.labels, self.label_indices, self.scores, self.topk_labels,
-                self.topk_indices, self.topk_scores, strict=True,
+                self.sources,
+                self.labels,
+                self.label_indices,
+                self.scores,
+                self.topk_labels,
+                self.topk_indices,
+                self.topk_scores,
+                strict=True,
             )
         ]
 
@@ -129,12 +135,17 @@ def classify(
     from zsvl.fitting import check_method_inputs, fit_classifier
 
     if classifier is None:  # refuse a wrong combination before loading anything
-        check_method_inputs(method, support=support, descriptors=descriptors, index=index,
-                            templates=templates)
+        check_method_inputs(
+            method, support=support, descriptors=descriptors, index=index, templates=templates
+        )
     if classifier is not None:
-        fixed = {"method": method != "zeroshot", "support": support is not None,
-                 "templates": templates is not None, "descriptors": descriptors is not None,
-                 "index": index is not None}
+        fixed = {
+            "method": method != "zeroshot",
+            "support": support is not None,
+            "templates": templates is not None,
+            "descriptors": descriptors is not None,
+            "index": index is not None,
+        }
         if any(fixed.values()):
             given = ", ".join(f"{k}=" for k, v in fixed.items() if v)
             raise InvalidParameterError(
@@ -143,12 +154,22 @@ def classify(
         clf, encoder = _given_classifier(classifier, classes, model, device)
         used, params = "saved", {}
     else:
-        encoder = model if isinstance(model, Encoder) else load_model(
-            model or DEFAULT_MODEL, device=device)
+        encoder = (
+            model
+            if isinstance(model, Encoder)
+            else load_model(model or DEFAULT_MODEL, device=device)
+        )
         if method != "gda-em":
             fitted = fit_classifier(
-                method, encoder, classes, support=support, templates=templates,
-                descriptors=descriptors, index=index, llm=llm, support_views=support_views,
+                method,
+                encoder,
+                classes,
+                support=support,
+                templates=templates,
+                descriptors=descriptors,
+                index=index,
+                llm=llm,
+                support_views=support_views,
                 batch_size=batch_size,
             )
             clf, used, params = fitted.classifier, method, fitted.params
@@ -159,20 +180,31 @@ def classify(
                 f"None of the {len(encoded.failures)} images could be read, and gda-em fits on "
                 "the images it classifies; see the reasons with on_error='raise'."
             )
-        fitted = fit_classifier(method, encoder, classes, support=support, templates=templates,
-                                unlabelled=encoded.embeddings, batch_size=batch_size)
+        fitted = fit_classifier(
+            method,
+            encoder,
+            classes,
+            support=support,
+            templates=templates,
+            unlabelled=encoded.embeddings,
+            batch_size=batch_size,
+        )
         clf, used, params = fitted.classifier, method, fitted.params
     return _result(clf, encoded, top_k, used, params)
 
 
-def _given_classifier(classifier: Any, classes: Any, model: Any, device: Any
-                      ) -> tuple[Any, Encoder]:
+def _given_classifier(
+    classifier: Any, classes: Any, model: Any, device: Any
+) -> tuple[Any, Encoder]:
     """A saved or fitted classifier and its encoder; ``classes`` must match its own."""
     from zsvl.persist import classifier_classes, classifier_encoder, load_classifier
 
     if isinstance(classifier, str | Path):
-        encoder = model if isinstance(model, Encoder) else (
-            load_model(model, device=device) if model is not None else None)
+        encoder = (
+            model
+            if isinstance(model, Encoder)
+            else (load_model(model, device=device) if model is not None else None)
+        )
         clf = load_classifier(classifier, encoder, device=device)
     else:
         clf = classifier
@@ -190,7 +222,8 @@ def _given_classifier(classifier: Any, classes: Any, model: Any, device: Any
     if encoder is None:
         if not isinstance(model, Encoder):
             raise InvalidParameterError(
-                "The classifier has no encoder of its own; pass model= (an Encoder) too.")
+                "The classifier has no encoder of its own; pass model= (an Encoder) too."
+            )
         encoder = model
     return clf, encoder
 
@@ -225,8 +258,15 @@ def _result(clf: Any, encoded: Any, k: int, method: str, params: dict) -> Classi
 
 
 def explain_images(
-    images: Any, descriptors: Any, *, model: Any = None, aggregation: str = "mean_sims",
-    top: int = 5, classes: Any = None, batch_size: int = 64, on_error: OnError = "skip",
+    images: Any,
+    descriptors: Any,
+    *,
+    model: Any = None,
+    aggregation: str = "mean_sims",
+    top: int = 5,
+    classes: Any = None,
+    batch_size: int = 64,
+    on_error: OnError = "skip",
     device: str | None = None,
 ) -> dict[str, Any]:
     """Classify images with descriptors and explain each prediction (``zsvl classify --explain``).
@@ -236,8 +276,8 @@ def explain_images(
     """
     from zsvl.methods.descriptors import DescriptorClassifier
 
-    encoder = model if isinstance(model, Encoder) else load_model(
-        model or DEFAULT_MODEL, device=device
+    encoder = (
+        model if isinstance(model, Encoder) else load_model(model or DEFAULT_MODEL, device=device)
     )
     clf = DescriptorClassifier(encoder, descriptors, classes, aggregation=aggregation).fit()
     encoded = encoder.encode_images(images, batch_size=batch_size, on_error=on_error)

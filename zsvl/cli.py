@@ -104,8 +104,11 @@ def _third_party_quiet(verbose: bool):  # noqa: ANN202 - a context manager
     warnings raised from zsvl's own code print as one line; other libraries' warnings show only
     with ``--verbose``.
     """
-    for name, value in (("HF_HUB_DISABLE_PROGRESS_BARS", "1"), ("TRANSFORMERS_VERBOSITY", "error"),
-                        ("TOKENIZERS_PARALLELISM", "false")):
+    for name, value in (
+        ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
+        ("TRANSFORMERS_VERBOSITY", "error"),
+        ("TOKENIZERS_PARALLELISM", "false"),
+    ):
         os.environ.setdefault(name, value)
     package = os.path.dirname(os.path.abspath(__file__))
 

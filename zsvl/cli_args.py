@@ -22,14 +22,25 @@ class ListAction(argparse.Action):
     """``nargs="+"`` whose values may also be comma-separated; each item goes through
     ``convert`` (default str). ``--shots 0 1 2`` == ``--shots 0,1,2`` == ``--shots 0,1 2``."""
 
-    def __init__(self, option_strings: list[str], dest: str, *,
-                 convert: Callable[[str], Any] = str, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        option_strings: list[str],
+        dest: str,
+        *,
+        convert: Callable[[str], Any] = str,
+        **kwargs: Any,
+    ) -> None:
         kwargs.setdefault("nargs", "+")
         super().__init__(option_strings, dest, **kwargs)
         self.convert = convert
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
-                 values: Any, option_string: str | None = None) -> None:
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
         items = [part.strip() for value in values for part in str(value).split(",")]
         out = []
         for item in items:
@@ -71,13 +82,21 @@ def add_output_flags(parser: argparse.ArgumentParser) -> None:
     """``--quiet``/``-q`` and ``--json`` on the main parser and on every command, so both
     ``zsvl --json models`` and ``zsvl models --json`` work; read them with
     ``args.quiet`` / ``args.json`` after :func:`merge_output_flags`."""
-    parser.add_argument("-q", "--quiet", dest="quiet_global", action="store_true",
-                        help="no progress bars or summary lines on stderr")
-    parser.add_argument("--json", dest="json_global", action="store_true",
-                        help="machine-readable JSON on stdout")
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        dest="quiet_global",
+        action="store_true",
+        help="no progress bars or summary lines on stderr",
+    )
+    parser.add_argument(
+        "--json", dest="json_global", action="store_true", help="machine-readable JSON on stdout"
+    )
     for leaf in leaf_parsers(parser):
-        for flags, dest, text in ((("-q", "--quiet"), "quiet", "no progress on stderr"),
-                                  (("--json",), "json", "print JSON on stdout")):
+        for flags, dest, text in (
+            (("-q", "--quiet"), "quiet", "no progress on stderr"),
+            (("--json",), "json", "print JSON on stdout"),
+        ):
             taken = [f for f in flags if f in leaf._option_string_actions]
             if taken:  # the command defines it already (its own --json): keep that one
                 continue

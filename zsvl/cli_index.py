@@ -49,8 +49,14 @@ def add_index_parsers(sub: Any) -> None:
     b.add_argument("--device", default=None, help="cpu, cuda (default: CUDA if present)")
     b.add_argument("--overwrite", action="store_true", help="discard what --out holds")
     b.add_argument("--no-resume", action="store_true", help="start the encoding from scratch")
-    b.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
-                   help="encode and fill on a Ray cluster (HOST:PORT, auto; none: Ray's default)")
+    b.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="encode and fill on a Ray cluster (HOST:PORT, auto; none: Ray's default)",
+    )
     b.add_argument("--ray-actors", type=int, default=None, help="encoder actors (one per GPU/CPU)")
     b.add_argument("--ray-gpus", type=float, default=None, help="GPUs per encoder actor")
     b.set_defaults(func=_cmd_build)
@@ -163,7 +169,9 @@ def _ray_engine(args: argparse.Namespace) -> Any:
         return None
     from zsvl.distributed.engine import RayEngine
 
-    engine = RayEngine(address=args.ray or None, actors=args.ray_actors, gpus_per_actor=args.ray_gpus)
+    engine = RayEngine(
+        address=args.ray or None, actors=args.ray_actors, gpus_per_actor=args.ray_gpus
+    )
     engine.connect()
     return engine
 

@@ -57,8 +57,14 @@ class FittedMethod:
     search_top1: float | None = None  # top-1 % of the chosen setting on the search set
 
 
-def check_method_inputs(method: str, *, support: Any = None, descriptors: Any = None,
-                        index: Any = None, templates: Any = None) -> None:
+def check_method_inputs(
+    method: str,
+    *,
+    support: Any = None,
+    descriptors: Any = None,
+    index: Any = None,
+    templates: Any = None,
+) -> None:
     """Refuse a method name it does not know, a missing input, or an input it would ignore."""
     if method not in METHODS:
         import difflib
@@ -105,8 +111,9 @@ def check_method_inputs(method: str, *, support: Any = None, descriptors: Any = 
         )
 
 
-def _support_arrays(encoder: Any, support: Any, classes: ClassSet | None, n_views: int,
-                    batch_size: int) -> tuple[Any, Any, Any]:
+def _support_arrays(
+    encoder: Any, support: Any, classes: ClassSet | None, n_views: int, batch_size: int
+) -> tuple[Any, Any, Any]:
     """(SupportSet, ShotEmbeddings, labels) from a folder or a SupportSet."""
     from zsvl.support import SupportSet, encode_support, load_support
 
@@ -140,8 +147,9 @@ def fit_classifier(
     unlabelled : (n, dim) embeddings of the images to classify (gda-em only).
     support_views : augmented views encoded per support image (Tip-Adapter uses 10).
     """
-    check_method_inputs(method, support=support, descriptors=descriptors, index=index,
-                        templates=templates)
+    check_method_inputs(
+        method, support=support, descriptors=descriptors, index=index, templates=templates
+    )
     classset = as_classset(classes) if classes is not None else None
     if classset is None and support is not None:
         from zsvl.support import SupportSet, load_support
@@ -170,7 +178,9 @@ def fit_classifier(
     if method == "waffle":
         from zsvl.methods.waffle import WaffleCLIPClassifier
 
-        return FittedMethod(WaffleCLIPClassifier(encoder, classset, match=descriptors).fit(), method)
+        return FittedMethod(
+            WaffleCLIPClassifier(encoder, classset, match=descriptors).fit(), method
+        )
     if method == "fudd":
         from zsvl.methods.fudd import FuDDClassifier
 
@@ -178,8 +188,9 @@ def fit_classifier(
         return FittedMethod(clf, method, {"k": float(clf.k)})
     if method == "caption-support":
         assert classset is not None  # checked above: only descriptor methods go without
-        return _fit_caption_support(encoder, classset, index, templates, support,
-                                    support_views, batch_size)
+        return _fit_caption_support(
+            encoder, classset, index, templates, support, support_views, batch_size
+        )
     if method == "gda-em":
         assert classset is not None  # checked above: only descriptor methods go without
         return _fit_gda_em(zero_shot(), encoder, classset, support, unlabelled, batch_size)
@@ -192,13 +203,25 @@ def fit_classifier(
     else:
         gammas = TIPX_GAMMAS if method == "tip-x" else (0.0,)
         clf, result = protocol.tune_tip(head, shots, y, mode="cv", gammas=gammas)
-    logger.info("%s: chose %s by %s on the shots (top-1 %.1f %%)", method, result.best,
-                result.mode, result.score)
+    logger.info(
+        "%s: chose %s by %s on the shots (top-1 %.1f %%)",
+        method,
+        result.best,
+        result.mode,
+        result.score,
+    )
     return FittedMethod(clf, method, dict(result.best), result.mode, float(result.score))
 
 
-def _fit_caption_support(encoder: Any, classes: ClassSet, index: Any, templates: Any,
-                         support: Any, views: int, batch_size: int) -> FittedMethod:
+def _fit_caption_support(
+    encoder: Any,
+    classes: ClassSet,
+    index: Any,
+    templates: Any,
+    support: Any,
+    views: int,
+    batch_size: int,
+) -> FittedMethod:
     from zsvl.methods.caption_support import CaptionSupportAdapter
 
     if isinstance(index, str | Path):
@@ -211,12 +234,18 @@ def _fit_caption_support(encoder: Any, classes: ClassSet, index: Any, templates:
         return FittedMethod(clf, "caption-support", {"alpha": clf.alpha_, "beta": clf.beta_})
     _, shots, y = _support_arrays(encoder, support, classes, 1, batch_size)
     clf.fit(X_val=shots.plain, y_val=y)
-    return FittedMethod(clf, "caption-support", {"alpha": clf.alpha_, "beta": clf.beta_},
-                        "support-val", 100.0 * float(clf.val_accuracy_))
+    return FittedMethod(
+        clf,
+        "caption-support",
+        {"alpha": clf.alpha_, "beta": clf.beta_},
+        "support-val",
+        100.0 * float(clf.val_accuracy_),
+    )
 
 
-def _fit_gda_em(head: Any, encoder: Any, classes: ClassSet, support: Any, unlabelled: Any,
-                batch_size: int) -> FittedMethod:
+def _fit_gda_em(
+    head: Any, encoder: Any, classes: ClassSet, support: Any, unlabelled: Any, batch_size: int
+) -> FittedMethod:
     from zsvl.eval.protocol import tune_gda_em
 
     if unlabelled is None or len(unlabelled) == 0:

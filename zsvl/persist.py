@@ -103,8 +103,9 @@ def save_classifier(clf: Any, path: str | Path, *, model: str | None = None) -> 
         "encoder": _encoder_json(encoder, model),
         "classes": classset_json(classes),
         "estimator": tree,
-        "arrays": {k: {"shape": list(a.shape), "dtype": a.dtype.str}
-                   for k, a in writer.arrays.items()},
+        "arrays": {
+            k: {"shape": list(a.shape), "dtype": a.dtype.str} for k, a in writer.arrays.items()
+        },
     }
     text = json.dumps(manifest, indent=1, ensure_ascii=False, allow_nan=False)
     with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -182,7 +183,14 @@ def _manifest(zf: zipfile.ZipFile, path: str | Path) -> dict[str, Any]:
         data = json.loads(zf.read(MANIFEST).decode("utf-8"))
     except KeyError as exc:
         raise ClassifierFileError(f"{path} has no {MANIFEST}: not a zsvl classifier file.") from exc
-    except (zipfile.BadZipFile, zlib.error, UnicodeDecodeError, ValueError, OSError, EOFError) as exc:
+    except (
+        zipfile.BadZipFile,
+        zlib.error,
+        UnicodeDecodeError,
+        ValueError,
+        OSError,
+        EOFError,
+    ) as exc:
         raise ClassifierFileError(f"{path} is damaged ({exc}); save the classifier again.") from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ClassifierFileError(f"{path} is not a zsvl classifier file (format {FORMAT!r}).")
@@ -213,6 +221,7 @@ def _read_arrays(zf: zipfile.ZipFile, manifest: dict[str, Any], path: Any) -> di
             )
         arrays[name] = arr
     return arrays
+
 
 def load_classifier(
     path: str | Path,

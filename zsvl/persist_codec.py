@@ -59,8 +59,10 @@ class Writer:
             if value.dtype.kind in "biufc":
                 return {"$array": self.array(value)}
             if value.dtype.kind in "OU" and all(isinstance(v, str) for v in value.flat):
-                return {"$strarray": value.tolist(), "dtype": "U" if value.dtype.kind == "U"
-                        else "O"}
+                return {
+                    "$strarray": value.tolist(),
+                    "dtype": "U" if value.dtype.kind == "U" else "O",
+                }
             raise _unsupported(value, where)
         if isinstance(value, Path):
             return {"$path": str(value)}
@@ -71,8 +73,12 @@ class Writer:
         if isinstance(value, dict):
             if all(isinstance(k, str) for k in value):
                 return {"$dict": {k: self.encode(v, f"{where}[{k!r}]") for k, v in value.items()}}
-            return {"$items": [[self.encode(k, where), self.encode(v, f"{where}[{k!r}]")]
-                               for k, v in value.items()]}
+            return {
+                "$items": [
+                    [self.encode(k, where), self.encode(v, f"{where}[{k!r}]")]
+                    for k, v in value.items()
+                ]
+            }
         return self._encode_object(value, where)
 
     def _encode_object(self, value: Any, where: str) -> Any:
@@ -91,8 +97,11 @@ class Writer:
         if hasattr(value, "get_params") or hasattr(value, "decision_function"):
             return {"$estimator": self.estimator(value, where)}
         if module.startswith("zsvl.") and hasattr(value, "__dict__"):
-            state = {k: self.encode(v, f"{where}.{k}") for k, v in vars(value).items()
-                     if "cache" not in k}
+            state = {
+                k: self.encode(v, f"{where}.{k}")
+                for k, v in vars(value).items()
+                if "cache" not in k
+            }
             return {"$object": _qualname(value), "state": state}
         raise _unsupported(value, where)
 
@@ -108,8 +117,9 @@ class Writer:
     def estimator(self, clf: Any, where: str) -> dict[str, Any]:
         name = type(clf).__name__
         if name in UNSAVEABLE:
-            raise ClassifierFileError(f"A {name} cannot be saved to a classifier file: "
-                                      f"{UNSAVEABLE[name]}.")
+            raise ClassifierFileError(
+                f"A {name} cannot be saved to a classifier file: {UNSAVEABLE[name]}."
+            )
         params = _params(clf)
         fitted = {k: v for k, v in vars(clf).items() if k not in params and "cache" not in k}
         enc_params = {}
@@ -148,16 +158,20 @@ def _params(clf: Any) -> dict[str, Any]:
     """Constructor parameters: ``get_params(deep=False)``, else the ``__init__`` signature."""
     if hasattr(clf, "get_params"):
         return dict(clf.get_params(deep=False))
-    names = [p.name for p in inspect.signature(type(clf).__init__).parameters.values()
-             if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    names = [
+        p.name
+        for p in inspect.signature(type(clf).__init__).parameters.values()
+        if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
     return {name: getattr(clf, name) for name in names if name in vars(clf)}
 
 
 class Reader:
     """Decodes what :class:`Writer` wrote, with the collaborators handed in at load."""
 
-    def __init__(self, arrays: dict[str, np.ndarray], collaborators: dict[str, Any],
-                 device: Any, path: Any) -> None:
+    def __init__(
+        self, arrays: dict[str, np.ndarray], collaborators: dict[str, Any], device: Any, path: Any
+    ) -> None:
         self.arrays = arrays
         self.collaborators = collaborators
         self.device = device

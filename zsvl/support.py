@@ -97,8 +97,11 @@ def load_support(folder: str | Path, classes: ClassSet | Sequence[str] | None = 
     support = SupportSet(root, classset, paths, np.asarray(labels, dtype=np.int64))
     missing = [n for n, k in zip(classset.names, support.counts(), strict=True) if k == 0]
     if missing:
-        logger.warning("%d classes have no support images (%s); they rely on zero-shot.",
-                       len(missing), ", ".join(missing[:5]))
+        logger.warning(
+            "%d classes have no support images (%s); they rely on zero-shot.",
+            len(missing),
+            ", ".join(missing[:5]),
+        )
     return support
 
 
@@ -115,10 +118,11 @@ def encode_support(
     chunk = 32  # images per call: the bar moves, memory stays bounded
     with progress_bar(total=len(support), desc="support", unit="img") as bar:
         for start in range(0, len(support), chunk):
-            paths = support.paths[start:start + chunk]
+            paths = support.paths[start : start + chunk]
             if config is None:
-                emb = np.asarray(encoder.encode_images(paths, batch_size=batch_size).embeddings,
-                                 np.float32)
+                emb = np.asarray(
+                    encoder.encode_images(paths, batch_size=batch_size).embeddings, np.float32
+                )
                 views.append(emb[:, None, :])
                 plain.append(emb)
             else:
@@ -128,6 +132,8 @@ def encode_support(
                 plain.append(part.plain)
             bar.update(len(paths))
     shots = ShotEmbeddings(np.concatenate(views), np.concatenate(plain))
-    progress_line(f"support: {len(support)} images of {len(support.classes)} classes encoded "
-                  f"({n_views} views each)")
+    progress_line(
+        f"support: {len(support)} images of {len(support.classes)} classes encoded "
+        f"({n_views} views each)"
+    )
     return shots

@@ -47,29 +47,73 @@ def _json(capsys) -> dict:  # noqa: ANN001
 
 def test_fit_then_classify_matches_the_one_call_path(folders, capsys, tmp_path):
     out = tmp_path / "clf.zsvl"
-    args = ["fit", "--support", str(folders["shots"]), "--method", "tip", "--model", "toy",
-            "--support-views", "2", "--out", str(out), "--json"]
+    args = [
+        "fit",
+        "--support",
+        str(folders["shots"]),
+        "--method",
+        "tip",
+        "--model",
+        "toy",
+        "--support-views",
+        "2",
+        "--out",
+        str(out),
+        "--json",
+    ]
     assert main(args) == 0
     summary = _json(capsys)
     assert summary["method"] == "tip" and summary["search"] == "cv"
     assert set(summary["params"]) == {"alpha", "beta", "gamma"} and out.is_file()
     assert main(["classify", str(folders["query"]), "--classifier", str(out), "--json"]) == 0
     saved = _json(capsys)
-    assert main(["classify", str(folders["query"]), "--support", str(folders["shots"]),
-                 "--method", "tip", "--model", "toy", "--support-views", "2", "--json"]) == 0
+    assert (
+        main(
+            [
+                "classify",
+                str(folders["query"]),
+                "--support",
+                str(folders["shots"]),
+                "--method",
+                "tip",
+                "--model",
+                "toy",
+                "--support-views",
+                "2",
+                "--json",
+            ]
+        )
+        == 0
+    )
     direct = _json(capsys)
     assert direct["params"] == summary["params"]  # chosen on the shots alone, deterministic
     assert [r["label"] for r in saved["results"]] == [r["label"] for r in direct["results"]]
     for r in saved["results"]:
         assert saved["classes"][r["label_index"]] == r["label"]
-        assert [t["label"] for t in r["top_k"]] == [saved["classes"][t["index"]]
-                                                    for t in r["top_k"]]
+        assert [t["label"] for t in r["top_k"]] == [
+            saved["classes"][t["index"]] for t in r["top_k"]
+        ]
 
 
 def test_fit_positional_support_and_text_summary(folders, capsys, tmp_path):
     out = tmp_path / "g.zsvl"
-    assert main(["fit", str(folders["shots"]), "--method", "gda", "--model", "toy",
-                 "--support-views", "2", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                str(folders["shots"]),
+                "--method",
+                "gda",
+                "--model",
+                "toy",
+                "--support-views",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "saved a gda classifier for 10 classes" in text and "chosen by cv" in text
 
@@ -91,8 +135,21 @@ def test_quiet_sets_the_progress_switch(folders, capsys):
     from zsvl import _progress
 
     try:
-        assert main(["--quiet", "classify", str(folders["query"]), "--classes", "circle",
-                     "square", "--model", "toy"]) == 0
+        assert (
+            main(
+                [
+                    "--quiet",
+                    "classify",
+                    str(folders["query"]),
+                    "--classes",
+                    "circle",
+                    "square",
+                    "--model",
+                    "toy",
+                ]
+            )
+            == 0
+        )
         assert _progress._quiet
         assert capsys.readouterr().err == ""
     finally:
@@ -119,8 +176,10 @@ BAD = [
     (["classify", "Q", "--classes", "a", "--classes-file", "C"], "both given"),
     (["classify", "Q", "--classifier", "F", "--classes", "a"], "leave out --classes"),
     (["classify", "Q", "--classifier", "F", "--method", "tip"], "leave out --method"),
-    (["classify", "Q", "--vocabulary-free", "--index", "I", "--classes", "a"],
-     "without a class list"),
+    (
+        ["classify", "Q", "--vocabulary-free", "--index", "I", "--classes", "a"],
+        "without a class list",
+    ),
     (["classify", "Q", "--classes", "a", "--index", "I"], "caption-support"),
     (["classify", "Q", "--classes", "a", "--support", "S"], "does not use support"),
     (["classify", "Q", "--classes", "a", "--method", "gda"], "needs labelled support"),
@@ -128,10 +187,36 @@ BAD = [
     (["classify", "Q", "--classes", "a", "--method", "fudd"], "class-pair descriptions"),
     (["classify", "Q", "--classes", "a", "--method", "caption-support"], "caption index"),
     (["classify", "Q", "--classes", "a", "--support-views", "3"], "needs --support"),
-    (["classify", "Q", "--classes", "a", "--descriptors", "D", "--method", "tip",
-      "--support", "S"], "does not use descriptors"),
-    (["classify", "Q", "--classes", "a", "--method", "cbd", "--descriptors", "D",
-      "--templates", "single"], "does not use prompt templates"),
+    (
+        [
+            "classify",
+            "Q",
+            "--classes",
+            "a",
+            "--descriptors",
+            "D",
+            "--method",
+            "tip",
+            "--support",
+            "S",
+        ],
+        "does not use descriptors",
+    ),
+    (
+        [
+            "classify",
+            "Q",
+            "--classes",
+            "a",
+            "--method",
+            "cbd",
+            "--descriptors",
+            "D",
+            "--templates",
+            "single",
+        ],
+        "does not use prompt templates",
+    ),
     (["classify", "Q", "--classes", "a", "--explain", "2", "--method", "tip"], "--explain"),
     (["fit", "--classes", "a", "--method", "gda", "--out", "o.zsvl"], "needs labelled support"),
     (["fit", "S", "--support", "T", "--method", "gda", "--out", "o.zsvl"], "support folder once"),
@@ -168,12 +253,49 @@ def test_bad_inputs_are_one_line_errors(folders, capsys, tmp_path):
         (["classify", q, "--classes-file", str(tmp_path), "--model", "toy"], "is a folder"),
         (["classify", q, "--classifier", str(broken)], "not a zsvl classifier file"),
         (["classify", q, "--classifier", str(tmp_path / "none.zsvl")], "does not exist"),
-        (["classify", q, "--support", str(tmp_path / "nope"), "--method", "tip", "--classes",
-          "a", "--model", "toy"], "does not exist"),
-        (["classify", q, "--support", str(stray), "--method", "tip", "--classes-file",
-          str(folders["classes"]), "--model", "toy"], "name no class"),
-        (["fit", str(tmp_path / "emptydir"), "--method", "gda", "--model", "toy", "--out",
-          str(tmp_path / "o.zsvl")], "does not exist"),
+        (
+            [
+                "classify",
+                q,
+                "--support",
+                str(tmp_path / "nope"),
+                "--method",
+                "tip",
+                "--classes",
+                "a",
+                "--model",
+                "toy",
+            ],
+            "does not exist",
+        ),
+        (
+            [
+                "classify",
+                q,
+                "--support",
+                str(stray),
+                "--method",
+                "tip",
+                "--classes-file",
+                str(folders["classes"]),
+                "--model",
+                "toy",
+            ],
+            "name no class",
+        ),
+        (
+            [
+                "fit",
+                str(tmp_path / "emptydir"),
+                "--method",
+                "gda",
+                "--model",
+                "toy",
+                "--out",
+                str(tmp_path / "o.zsvl"),
+            ],
+            "does not exist",
+        ),
     ]
     for argv, message in cases:
         assert main(argv) == 2, argv
@@ -183,17 +305,46 @@ def test_bad_inputs_are_one_line_errors(folders, capsys, tmp_path):
 
 def test_saved_classifier_refuses_another_model(folders, capsys, tmp_path):
     out = tmp_path / "z.zsvl"
-    assert main(["fit", "--classes-file", str(folders["classes"]), "--model", "toy",
-                 "--out", str(out), "-q"]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                "--classes-file",
+                str(folders["classes"]),
+                "--model",
+                "toy",
+                "--out",
+                str(out),
+                "-q",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
-    assert main(["classify", str(folders["query"]), "--classifier", str(out), "--model",
-                 "ViT-B-32:random"]) == 2
+    assert (
+        main(
+            [
+                "classify",
+                str(folders["query"]),
+                "--classifier",
+                str(out),
+                "--model",
+                "ViT-B-32:random",
+            ]
+        )
+        == 2
+    )
     assert "fitted with the encoder" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv", [["classify", "x", "--classes", "a", "--batch-size", "0"],
-                                  ["classify", "x", "--classes", "a", "--top-k", "-1"],
-                                  ["classify", "x", "--classes", "a", "--method", "tipx"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["classify", "x", "--classes", "a", "--batch-size", "0"],
+        ["classify", "x", "--classes", "a", "--top-k", "-1"],
+        ["classify", "x", "--classes", "a", "--method", "tipx"],
+    ],
+)
 def test_bad_numbers_and_names_are_usage_errors(argv, capsys):
     with pytest.raises(SystemExit) as exc:
         main(argv)
@@ -211,8 +362,11 @@ def test_list_action_accepts_spaces_and_commas():
     parser.add_argument("--methods", action=ListAction)
     for argv in (["--shots", "0", "1", "2"], ["--shots", "0,1,2"], ["--shots", "0,1", "2"]):
         assert parser.parse_args(argv).shots == [0, 1, 2]
-    assert parser.parse_args(["--methods", "zeroshot,tip", "gda"]).methods == ["zeroshot", "tip",
-                                                                                 "gda"]
+    assert parser.parse_args(["--methods", "zeroshot,tip", "gda"]).methods == [
+        "zeroshot",
+        "tip",
+        "gda",
+    ]
     with pytest.raises(SystemExit):
         parser.parse_args(["--shots", "1,x"])
 
@@ -223,7 +377,9 @@ def test_no_traceback_through_the_console_script(tmp_path):
     exe = Path(sys.executable).parent / "zsvl"
     done = subprocess.run(
         [str(exe), "classify", str(tmp_path), "--classes-file", str(latin), "--model", "toy"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 2
     assert "Traceback" not in done.stderr and "not UTF-8" in done.stderr

@@ -29,8 +29,11 @@ def make_splits(root: Path, counts=(20, 20, 3), val_counts=(6, 6, 6)) -> dict[st
                 labels.append(c)
         return Split(name, paths, labels, classes)
 
-    return {"train": split("train", counts), "val": split("val", val_counts),
-            "test": split("test", (0, 0, 0))}
+    return {
+        "train": split("train", counts),
+        "val": split("val", val_counts),
+        "test": split("test", (0, 0, 0)),
+    }
 
 
 def test_k_shots_per_class_seeded_and_independent_per_class(tmp_path):
@@ -61,8 +64,9 @@ def test_classes_with_too_few_images_take_all_and_say_so(tmp_path, caplog):
     assert (short.split, short.label, short.wanted, short.available) == ("train", 2, 8, 3)
     assert "class 2 ('class 2') has 3 train images, fewer than the 8" in caplog.text
     manifest = fs.to_dict()
-    assert manifest["shortfalls"] == [{"split": "train", "label": 2, "class": "class 2",
-                                       "wanted": 8, "available": 3}]
+    assert manifest["shortfalls"] == [
+        {"split": "train", "label": 2, "class": "class 2", "wanted": 8, "available": 3}
+    ]
 
 
 def test_manifest_round_trip_and_relocation(tmp_path):
@@ -140,8 +144,9 @@ class CountingEncoder:
             v = np.concatenate([q.mean((0, 1)) for q in quads]) + 1.0
             rows.append(v / np.linalg.norm(v))
         emb = np.array(rows, np.float32).reshape(len(items), 12)
-        return EncodedImages(emb, np.arange(len(items)), [describe(x, i)
-                                                         for i, x in enumerate(items)])
+        return EncodedImages(
+            emb, np.arange(len(items)), [describe(x, i) for i, x in enumerate(items)]
+        )
 
 
 def test_encode_shots_once_through_the_cache(tmp_path, monkeypatch):

@@ -65,8 +65,9 @@ def test_tip_grid_counts_equal_the_reference_double_loop():
     tip = TipAdapter(text, logit_scale=100.0).fit(views, y)
     counts = tip_grid_counts(tip, Xv, yv, betas=betas, alphas=alphas)
     assert counts.shape == (4, 5, 1)
-    np.testing.assert_array_equal(counts[:, :, 0],
-                                  naive_tip_counts(text, views, y, Xv, yv, betas, alphas))
+    np.testing.assert_array_equal(
+        counts[:, :, 0], naive_tip_counts(text, views, y, Xv, yv, betas, alphas)
+    )
     small = tip_grid_counts(tip, Xv, yv, betas=betas, alphas=alphas, block_rows=4)
     np.testing.assert_array_equal(small, counts)
 
@@ -95,8 +96,7 @@ def test_reference_grid_is_tip_adapters():
 def test_tune_tip_picks_the_first_best_point_of_the_naive_loop():
     text, views, y, val, _ = problem(seed=3)
     betas, alphas = np.array([0.5, 2.0, 5.0]), np.array([0.2, 1.0, 4.0])
-    tip, result = tune_tip(text, views, y, val=val, betas=betas, alphas=alphas,
-                           logit_scale=100.0)
+    tip, result = tune_tip(text, views, y, val=val, betas=betas, alphas=alphas, logit_scale=100.0)
     naive = naive_tip_counts(text, views, y, *val, betas, alphas)
     i, j = np.unravel_index(np.argmax(naive), naive.shape)
     assert result.best["beta"] == betas[i] and result.best["alpha"] == alphas[j]
@@ -109,8 +109,10 @@ def test_tune_gda_alpha_matches_direct_accuracy():
     text, views, y, (Xv, yv), _ = problem(seed=4)
     alphas = (1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0)
     gda, result = tune_gda(text, views, y, val=(Xv, yv), alphas=alphas, logit_scale=100.0)
-    direct = [(GDAAdapter(text, logit_scale=100.0, alpha=a).fit(views, y).predict_label(Xv)
-               == yv).sum() for a in alphas]
+    direct = [
+        (GDAAdapter(text, logit_scale=100.0, alpha=a).fit(views, y).predict_label(Xv) == yv).sum()
+        for a in alphas
+    ]
     assert result.best["alpha"] == alphas[int(np.argmax(direct))]
     np.testing.assert_allclose(result.scores[0], 100.0 * np.array(direct) / len(yv))
     assert gda.alpha == result.best["alpha"]
@@ -131,8 +133,10 @@ def test_poisoned_test_split_does_not_change_the_chosen_hyperparameters(method):
     assert poisoned["top1"] < clean["top1"]  # the poison did reach the test evaluation
     if method != "gda-em":  # gda-em is transductive: it fits on the (unlabelled) test features
         noisy = unit(rng.normal(size=Xt.shape))
-        assert fit_and_evaluate(method, text, views, y, test=(noisy, yt), **kw)["params"] == \
-            clean["params"]
+        assert (
+            fit_and_evaluate(method, text, views, y, test=(noisy, yt), **kw)["params"]
+            == clean["params"]
+        )
 
 
 def test_reference_test_mode_does_search_on_test_and_warns(caplog):
@@ -142,8 +146,7 @@ def test_reference_test_mode_does_search_on_test_and_warns(caplog):
         _, clean = tune_tip(text, views, y, mode="reference-test", search_set=(Xt, yt), **grid)
     assert "Reproduction mode 'reference-test'" in caplog.text and clean.mode == "reference-test"
     shuffled = np.random.default_rng(0).permutation(yt)
-    _, poisoned = tune_tip(text, views, y, mode="reference-test", search_set=(Xt, shuffled),
-                           **grid)
+    _, poisoned = tune_tip(text, views, y, mode="reference-test", search_set=(Xt, shuffled), **grid)
     assert not np.array_equal(clean.scores, poisoned.scores)  # here the test labels matter
 
 
@@ -163,8 +166,9 @@ def test_mode_errors():
 
 def test_cross_validation_on_the_shots_without_a_val_split():
     text, views, y, _, (Xt, yt) = problem(shots=8, seed=8)
-    tip, result = tune_tip(text, views, y, betas=[1.0, 5.0], alphas=[0.5, 2.0],
-                           logit_scale=100.0, n_folds=4)
+    tip, result = tune_tip(
+        text, views, y, betas=[1.0, 5.0], alphas=[0.5, 2.0], logit_scale=100.0, n_folds=4
+    )
     assert result.mode == "cv" and result.n_search == len(y)  # every shot held out once
     assert tip.keys_.shape[0] == len(y)  # refitted on all shots
     gda, gres = tune_gda(text, views, y, logit_scale=100.0)
@@ -187,8 +191,9 @@ def test_gda_em_without_labels_is_fixed_and_with_val_searches():
     text, _, _, val, (Xt, _) = problem(seed=9)
     em, result = tune_gda_em(text, Xt, logit_scale=100.0)
     assert result.mode == "fixed" and result.best == {"alpha": 1.0, "max_iter": 10.0}
-    em2, result2 = tune_gda_em(text, Xt, val=val, alphas=(0.3, 1.0), max_iters=(0, 3),
-                               logit_scale=100.0)
+    em2, result2 = tune_gda_em(
+        text, Xt, val=val, alphas=(0.3, 1.0), max_iters=(0, 3), logit_scale=100.0
+    )
     assert result2.mode == "fewshot-val" and result2.scores.shape == (2, 2)
     assert em2.max_iter == result2.best["max_iter"]
 
@@ -204,8 +209,16 @@ def test_tuners_clone_one_estimator_keeping_its_parameters_and_collaborators():
 
     text, views, y, val, _ = problem(seed=6)
     head = Head(text)
-    tip, result = tune_tip(head, views, y, val=val, betas=[0.5, 3.0], alphas=[0.3, 2.0],
-                           kl_temperature=0.3, batch_size=7)
+    tip, result = tune_tip(
+        head,
+        views,
+        y,
+        val=val,
+        betas=[0.5, 3.0],
+        alphas=[0.3, 2.0],
+        kl_temperature=0.3,
+        batch_size=7,
+    )
     assert tip.zero_shot is head and (tip.kl_temperature, tip.batch_size) == (0.3, 7)
     assert (tip.beta, tip.alpha) == (result.best["beta"], result.best["alpha"])
     assert list(tip.classes_) == list(head.classes_)

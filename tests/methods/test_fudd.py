@@ -101,8 +101,7 @@ def test_rescore_is_the_set_union_over_pairs(chunk):
     repeated = 0
     for i in range(n):  # brute force: python sets, one image and one candidate at a time
         for j, c in enumerate(topk[i]):
-            occurrences = [t for o in topk[i] if o != c
-                           for t in descs.get((c, o), [fallback[c]])]
+            occurrences = [t for o in topk[i] if o != c for t in descs.get((c, o), [fallback[c]])]
             union = sorted(set(occurrences))
             repeated += len(union) < len(occurrences)
             w = text_emb[union].mean(0)
@@ -148,17 +147,21 @@ def test_classifier_matches_the_reference_with_repeated_texts():
         if (i, j) == (1, 4):
             continue  # missing: both sides get "a photo of a {c}."
         n_attr = int(rng.integers(1, 4))
-        items = [(f"{shared[rng.integers(4)]} of {names[i]}" if rng.random() < 0.7
-                  else shared[rng.integers(4)],
-                  shared[rng.integers(4)] if rng.random() < 0.5 else f"{names[j]} trait {a}")
-                 for a in range(n_attr)]
+        items = [
+            (
+                f"{shared[rng.integers(4)]} of {names[i]}"
+                if rng.random() < 0.7
+                else shared[rng.integers(4)],
+                shared[rng.integers(4)] if rng.random() < 0.5 else f"{names[j]} trait {a}",
+            )
+            for a in range(n_attr)
+        ]
         pairs[f"{i}_{j}"] = items
-        store_pairs[(i, j)] = tuple(PairAttribute(f"a{a}", f, s) for a, (f, s) in
-                                    enumerate(items))
+        store_pairs[(i, j)] = tuple(PairAttribute(f"a{a}", f, s) for a, (f, s) in enumerate(items))
     store = DescriptorSet(names, tuple(() for _ in names), store_pairs)
     X = _unit(rng, 30, enc.dim)
     S1 = np.stack([enc.encode_texts([f"A photo of a {c}."])[0] for c in names])
-    X = (X + 1.5 * S1[rng.integers(0, 7, 30)])
+    X = X + 1.5 * S1[rng.integers(0, 7, 30)]
     X /= np.linalg.norm(X, axis=1, keepdims=True)
     clf = FuDDClassifier(enc, names, descriptors=store, k=4).fit()
     scores = clf.decision_function(X)
@@ -197,12 +200,12 @@ def test_fit_asks_the_llm_and_decision_function_never_does(server, tmp_path):
     np.put_along_axis(outside, topk, False, axis=1)
     S1 = clf.stage1_scores(X)
     np.testing.assert_allclose(scores[outside], S1[outside] - 2.0, atol=1e-6)
-    assert (np.take_along_axis(scores, topk, 1).min(1) > scores.max(1, where=outside,
-                                                                   initial=-9)).all()
+    assert (
+        np.take_along_axis(scores, topk, 1).min(1) > scores.max(1, where=outside, initial=-9)
+    ).all()
 
 
-def test_unfetched_pairs_fall_back_with_a_warning_and_partial_fit_fetches(server, tmp_path,
-                                                                          caplog):
+def test_unfetched_pairs_fall_back_with_a_warning_and_partial_fit_fetches(server, tmp_path, caplog):
     enc = BagOfWordsEncoder(64)
     names = FINE[:16]
     X = enc.images_of([n for n in names for _ in range(3)], noise=4.0, seed=3)
@@ -219,8 +222,7 @@ def test_unfetched_pairs_fall_back_with_a_warning_and_partial_fit_fetches(server
     assert "not fetched" not in caplog.text
 
 
-def test_pair_store_replaces_the_llm_and_explanations_show_descriptions(server, tmp_path,
-                                                                        caplog):
+def test_pair_store_replaces_the_llm_and_explanations_show_descriptions(server, tmp_path, caplog):
     enc = BagOfWordsEncoder(64)
     names = FINE[:16]
     X = enc.images_of([n for n in names for _ in range(3)], noise=4.0, seed=3)
@@ -234,8 +236,9 @@ def test_pair_store_replaces_the_llm_and_explanations_show_descriptions(server, 
     assert "lacks" in caplog.text and "Pass llm=" in caplog.text
     topk, _ = top_k(first.stage1_scores(X[:3]), 4)
     for n, e in enumerate(first.explain(X[:3], top=50)):
-        mine = {d for o in topk[n] if o != e.label
-                for _, d, _ in first.pair_store_.pair(e.label, o)}
+        mine = {
+            d for o in topk[n] if o != e.label for _, d, _ in first.pair_store_.pair(e.label, o)
+        }
         assert {ev.descriptor for ev in e.evidence} == mine  # the union, each text once
         assert all("(vs " not in ev.descriptor for ev in e.evidence)
         assert sum(ev.contribution for ev in e.evidence) == pytest.approx(e.score, abs=1e-5)

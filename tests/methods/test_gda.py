@@ -44,20 +44,22 @@ def test_paper_ridge_matches_lda_with_the_same_shrinkage():
     lda = LinearDiscriminantAnalysis(solver="lsqr", shrinkage=g).fit(X, y)
     np.testing.assert_array_equal(gda.predict_label(Xt), lda.predict(Xt))
     k = (N - 1) ** 2 / (N * (N - 1 + D))  # Sigma_sklearn = k Sigma_paper
-    assert_logits_close(pairwise_diffs(gda.gda_logits(Xt)),
-                        D * k / (N - 1) * pairwise_diffs(lda.decision_function(Xt)))
+    assert_logits_close(
+        pairwise_diffs(gda.gda_logits(Xt)),
+        D * k / (N - 1) * pairwise_diffs(lda.decision_function(Xt)),
+    )
 
 
 @pytest.mark.parametrize("shrinkage", [0.0, 0.25, 0.8])
 def test_float_shrinkage_is_lda_lsqr(shrinkage):
     X, y, Xt, _, _ = gaussian_data(seed=1)
     N, D = X.shape
-    gda = GDAAdapter(np.zeros((5, D), np.float32), logit_scale=100.0,
-                     shrinkage=shrinkage).fit(X, y)
+    gda = GDAAdapter(np.zeros((5, D), np.float32), logit_scale=100.0, shrinkage=shrinkage).fit(X, y)
     lda = LinearDiscriminantAnalysis(solver="lsqr", shrinkage=shrinkage or None).fit(X, y)
     np.testing.assert_array_equal(gda.predict_label(Xt), lda.predict(Xt))
-    assert_logits_close(pairwise_diffs(gda.gda_logits(Xt)),
-                        D / (N - 1) * pairwise_diffs(lda.decision_function(Xt)))
+    assert_logits_close(
+        pairwise_diffs(gda.gda_logits(Xt)), D / (N - 1) * pairwise_diffs(lda.decision_function(Xt))
+    )
 
 
 def test_head_equals_the_paper_formula_in_float64():
@@ -102,8 +104,9 @@ def test_views_are_samples_and_torch_input_works():
     assert a.class_counts_.tolist() == [5, 5, 5] and a.n_samples_ == 60
     expected = (50.0 * Xt @ T.T + 0.5 * a.gda_logits(Xt)) / 50.0
     np.testing.assert_allclose(a.decision_function(Xt), expected, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(a.decision_function(torch.from_numpy(Xt)),
-                               a.decision_function(Xt), atol=1e-6)
+    np.testing.assert_allclose(
+        a.decision_function(torch.from_numpy(Xt)), a.decision_function(Xt), atol=1e-6
+    )
 
 
 def test_priors_from_counts_shift_the_intercept():
@@ -114,8 +117,12 @@ def test_priors_from_counts_shift_the_intercept():
     uniform = GDAAdapter(T, **kw).fit(X[keep], y[keep])
     counts = GDAAdapter(T, priors="counts", **kw).fit(X[keep], y[keep])
     np.testing.assert_allclose(counts.priors_, [30 / 70, 10 / 70, 30 / 70], rtol=1e-6)
-    np.testing.assert_allclose(counts.intercept_ - uniform.intercept_,
-                               np.log(counts.priors_) - np.log(1 / 3), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        counts.intercept_ - uniform.intercept_,
+        np.log(counts.priors_) - np.log(1 / 3),
+        rtol=1e-4,
+        atol=1e-5,
+    )
     fixed = GDAAdapter(T, priors=[1.0, 2.0, 1.0], **kw).fit(X[keep], y[keep])
     np.testing.assert_allclose(fixed.priors_, [0.25, 0.5, 0.25], rtol=1e-6)
 
@@ -137,8 +144,10 @@ def test_base_to_new_synthesises_means_from_nearest_features():
 def test_parameter_validation_and_not_fitted():
     T = np.zeros((3, 4), np.float32)
     X, y = np.random.default_rng(0).normal(size=(12, 4)), np.repeat(np.arange(3), 4)
-    with pytest.raises(InvalidParameterError,
-                       match=r"The 'alpha' parameter of GDAAdapter must be a float >= 0\. Got -1"):
+    with pytest.raises(
+        InvalidParameterError,
+        match=r"The 'alpha' parameter of GDAAdapter must be a float >= 0\. Got -1",
+    ):
         GDAAdapter(T, logit_scale=1.0, alpha=-1).fit(X, y)
     with pytest.raises(InvalidParameterError, match="'shrinkage' parameter of GDAAdapter"):
         GDAAdapter(T, logit_scale=1.0, shrinkage="pinv").fit(X, y)
@@ -171,8 +180,9 @@ def test_streamed_block_triangular_scatter_equals_float64(D):
     C, N = 9, 1_000
     y = rng.integers(C - 1, size=N)  # the last class has no sample
     X = (rng.normal(size=(C, D))[y] + rng.normal(size=(N, D))).astype(np.float32)
-    means, counts, S = class_statistics(torch.from_numpy(X), torch.from_numpy(y), C,
-                                        block_elements=D * 128)  # 8 row blocks
+    means, counts, S = class_statistics(
+        torch.from_numpy(X), torch.from_numpy(y), C, block_elements=D * 128
+    )  # 8 row blocks
     X64 = X.astype(np.float64)
     mu = np.stack([X64[y == c].mean(0) if (y == c).any() else np.zeros(D) for c in range(C)])
     Z = X64 - mu[y]

@@ -42,8 +42,12 @@ def test_torch_input_and_device_and_clone():
     base, new = rng.normal(size=(9, 6)), rng.normal(size=(4, 6))
     calib = TEENCalibrator(lam=0.3, tau=8.0, device="cpu").fit(torch.as_tensor(base).float())
     assert calib.device_.type == "cpu"
-    np.testing.assert_allclose(calib.transform(torch.as_tensor(new).float()),
-                               direct_teen(new, base, 0.3, 8.0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        calib.transform(torch.as_tensor(new).float()),
+        direct_teen(new, base, 0.3, 8.0),
+        rtol=1e-5,
+        atol=1e-6,
+    )
     twin = clone(calib)
     assert twin.get_params() == calib.get_params() and not hasattr(twin, "base_prototypes_")
 
@@ -58,8 +62,9 @@ def test_limits_and_defaults():
     np.testing.assert_allclose(sharp.transform(new), sharp.base_prototypes_[nearest], atol=1e-5)
     default = TEENCalibrator()
     assert (default.lam, default.tau) == (0.5, 16.0)
-    np.testing.assert_allclose(default.fit(base).transform(new),
-                               direct_teen(new, base, 0.5, 16.0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        default.fit(base).transform(new), direct_teen(new, base, 0.5, 16.0), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_errors():

@@ -60,8 +60,9 @@ def test_logits_match_the_formula_with_view_averaging():
     tip = TipAdapter(centres, logit_scale=50.0, alpha=2.5, beta=5.5).fit(views, y)
     K = unit(views.mean(1))
     expected = direct_logits(queries, K, y, centres, 50.0, 2.5, 5.5)
-    np.testing.assert_allclose(tip.decision_function(queries), expected / 50.0,
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        tip.decision_function(queries), expected / 50.0, rtol=1e-4, atol=1e-5
+    )
     np.testing.assert_allclose(tip.predict_proba(queries).sum(1), 1.0, rtol=1e-5)
 
 
@@ -73,8 +74,9 @@ def test_unequal_class_counts_and_names_as_labels():
     tip.fit(keys[keep], np.array(names, dtype=object)[y[keep]])
     assert tip.layout_.per_class == 0
     expected = direct_logits(queries, keys[keep], y[keep], centres, 100.0, 1.0, 3.0)
-    np.testing.assert_allclose(tip.decision_function(queries) * 100.0, expected, rtol=1e-4,
-                               atol=1e-3)
+    np.testing.assert_allclose(
+        tip.decision_function(queries) * 100.0, expected, rtol=1e-4, atol=1e-3
+    )
     assert set(tip.predict(queries)) <= set(names)
 
 
@@ -93,8 +95,9 @@ def test_key_layout_segment_sum_is_the_one_hot_product(counts):
 def test_tip_x_term_is_the_rescaled_kl_product():
     keys, y, queries, _, centres = clustered(C=4, per_class=3, n_query=7, seed=4)
     t = 0.5
-    tip = TipAdapter(centres, logit_scale=100.0, alpha=1.0, beta=2.0, gamma=0.7,
-                     kl_temperature=t).fit(keys, y)
+    tip = TipAdapter(
+        centres, logit_scale=100.0, alpha=1.0, beta=2.0, gamma=0.7, kl_temperature=t
+    ).fit(keys, y)
 
     def signatures(X):
         z = X @ centres.T / t
@@ -112,11 +115,13 @@ def test_tip_x_term_is_the_rescaled_kl_product():
     expected_kl = -scaled @ np.eye(4)[y]
     np.testing.assert_allclose(tip.kl_logits(queries), expected_kl, rtol=1e-3, atol=1e-4)
     base = direct_logits(queries, keys, y, centres, 100.0, 1.0, 2.0)
-    np.testing.assert_allclose(tip.decision_function(queries) * 100.0,
-                               base + 0.7 * expected_kl, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(
+        tip.decision_function(queries) * 100.0, base + 0.7 * expected_kl, rtol=1e-4, atol=1e-3
+    )
     # per-image predictions: scoring a query alone or in a batch gives the same logits
-    np.testing.assert_allclose(tip.decision_function(queries[:1]),
-                               tip.decision_function(queries)[:1], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        tip.decision_function(queries[:1]), tip.decision_function(queries)[:1], rtol=1e-5, atol=1e-6
+    )
 
 
 class TextEncoder:
@@ -145,15 +150,18 @@ def test_fitted_zero_shot_classifier_is_injected():
     keys, y, queries, _, _ = clustered(C=3, D=16, seed=5)
     tip = TipAdapter(zs, alpha=0.0).fit(keys, y)
     assert tip.logit_scale_ == 30.0 and list(tip.classes_) == ["cat", "dog", "owl"]
-    np.testing.assert_allclose(tip.decision_function(queries), zs.decision_function(queries),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        tip.decision_function(queries), zs.decision_function(queries), atol=1e-5
+    )
 
 
 def test_parameter_errors():
     keys, y, _, _, centres = clustered()
-    with pytest.raises(InvalidParameterError,
-                       match=r"^The 'beta' parameter of TipAdapter must be a float > 0\. "
-                             r"Got -1\.0\.$"):
+    with pytest.raises(
+        InvalidParameterError,
+        match=r"^The 'beta' parameter of TipAdapter must be a float > 0\. "
+        r"Got -1\.0\.$",
+    ):
         TipAdapter(centres, logit_scale=100.0, beta=-1.0).fit(keys, y)
     with pytest.raises(InvalidParameterError, match="'gamma' parameter of TipAdapter"):
         TipAdapter(centres, logit_scale=100.0, gamma="big").fit(keys, y)
@@ -197,8 +205,9 @@ def test_keys_average_raw_views_like_the_reference_when_norms_are_known():
     np.testing.assert_allclose(from_shots.keys_, with_norms.keys_, atol=1e-6)
     plain = TipAdapter(text, logit_scale=100.0).fit(views, y)  # normalised views: differs
     assert np.abs(plain.keys_ - with_norms.keys_).max() > 1e-3
-    tuned, _ = tune_tip(text, shots, y, val=(views[:, 0], y), betas=[1.0], alphas=[1.0],
-                        logit_scale=100.0)
+    tuned, _ = tune_tip(
+        text, shots, y, val=(views[:, 0], y), betas=[1.0], alphas=[1.0], logit_scale=100.0
+    )
     np.testing.assert_allclose(tuned.keys_, with_norms.keys_, atol=1e-6)
     with pytest.raises(InvalidParameterError, match="view_norms must have shape"):
         TipAdapter(text, logit_scale=100.0).fit(views, y, view_norms=norms[:, :2])
@@ -210,7 +219,6 @@ def test_sample_weights_scale_each_keys_value():
     tip = TipAdapter(centres, logit_scale=50.0, alpha=1.5, beta=3.0).fit(keys, y, sample_weight=w)
     L = np.eye(3)[y] * w[:, None]
     expect = 50.0 * queries @ centres.T + 1.5 * np.exp(-3.0 * (1 - queries @ keys.T)) @ L
-    np.testing.assert_allclose(tip.decision_function(queries) * 50.0, expect, rtol=1e-5,
-                               atol=1e-4)
+    np.testing.assert_allclose(tip.decision_function(queries) * 50.0, expect, rtol=1e-5, atol=1e-4)
     with pytest.raises(InvalidParameterError, match="sample_weight of TipAdapter"):
         TipAdapter(centres, logit_scale=50.0).fit(keys, y, sample_weight=-w)

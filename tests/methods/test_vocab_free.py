@@ -84,7 +84,7 @@ def test_matches_a_slow_reference_and_never_reencodes_captions(setup) -> None:
         assert enc.n_encoded - before == n_candidates  # candidates only, no caption re-encoding
         ref = _reference(enc, index, X, alpha)
         for i, row in enumerate(cands):
-            got = dict(zip(row, probs[i, :len(row)], strict=True))
+            got = dict(zip(row, probs[i, : len(row)], strict=True))
             assert got.keys() == ref[i].keys()
             for name, p in ref[i].items():
                 assert got[name] == pytest.approx(p, abs=2e-3)
@@ -145,12 +145,20 @@ def test_candidate_extraction() -> None:
     assert e(caps) == ["red star", "red", "star"]  # by count, then longer first
     assert "photo" not in e(caps) and "www" not in " ".join(e(caps))
     assert CandidateExtractor(style="phrases", tagger="heuristic", min_count=1, max_words=1)(
-        ["running quickly dogs"]) == ["dog"]
-    assert [singularize(w) for w in ("stars", "boxes", "berries", "glass", "people", "bus",
-                                     "knives", "cactus")] == \
-        ["star", "box", "berry", "glass", "person", "bus", "knife", "cactus"]
-    assert HeuristicTagger()(["the", "red", "sitting", "quickly", "dog"]) == \
-        ["OTHER", "ADJ", "VERB", "ADV", "NOUN"]
-    only_nouns = CandidateExtractor(style="phrases", min_count=1,
-                                    tagger=lambda toks: ["NOUN"] * len(toks))
+        ["running quickly dogs"]
+    ) == ["dog"]
+    assert [
+        singularize(w)
+        for w in ("stars", "boxes", "berries", "glass", "people", "bus", "knives", "cactus")
+    ] == ["star", "box", "berry", "glass", "person", "bus", "knife", "cactus"]
+    assert HeuristicTagger()(["the", "red", "sitting", "quickly", "dog"]) == [
+        "OTHER",
+        "ADJ",
+        "VERB",
+        "ADV",
+        "NOUN",
+    ]
+    only_nouns = CandidateExtractor(
+        style="phrases", min_count=1, tagger=lambda toks: ["NOUN"] * len(toks)
+    )
     assert "the" not in only_nouns(["the red star"])  # stop words still apply

@@ -26,14 +26,30 @@ from zsvl.methods.waffle import (  # noqa: E402
 from zsvl.text.descriptors import DescriptorSet  # noqa: E402
 
 CLASSES = ["red circle", "blue square", "green star"]
-DESCRIPTORS = [["round outline", "red in colour"], ["four equal sides", "blue", "flat top edge"],
-               ["five sharp points", "green in colour", "spiky star outline", "narrow arms"]]
+DESCRIPTORS = [
+    ["round outline", "red in colour"],
+    ["four equal sides", "blue", "flat top edge"],
+    ["five sharp points", "green in colour", "spiky star outline", "narrow arms"],
+]
 # ImageNet-like names: one to four words, an underscore, a long word
-NAMES = ["tench", "great white shark", "hammerhead_shark", "American black bear", "Band Aid",
-         "sulphur-crested cockatoo", "goldfish"]
-FILE = [["Y-shaped tail (forked)", "It's olive-green."], ["a torpedo, grey body"], [],
-        ["black or brown fur", "Rounded ears; 'teddy' face"], ["beige, adhesive strip"],
-        ["white feathers & yellow crest"], ["orange scales!"]]
+NAMES = [
+    "tench",
+    "great white shark",
+    "hammerhead_shark",
+    "American black bear",
+    "Band Aid",
+    "sulphur-crested cockatoo",
+    "goldfish",
+]
+FILE = [
+    ["Y-shaped tail (forked)", "It's olive-green."],
+    ["a torpedo, grey body"],
+    [],
+    ["black or brown fur", "Rounded ears; 'teddy' face"],
+    ["beige, adhesive strip"],
+    ["white feathers & yellow crest"],
+    ["orange scales!"],
+]
 
 
 @functools.lru_cache(maxsize=1)
@@ -50,8 +66,9 @@ class _Recipe:
     def __init__(self, names, descriptors):
         wordified = [n.replace("_", " ") for n in names]
         self.n_words = max(1, int(np.round(np.mean([len(n.split(" ")) for n in wordified]))))
-        self.cut = int(np.round(np.mean([np.mean([len(w) for w in n.split(" ")])
-                                         for n in wordified])))
+        self.cut = int(
+            np.round(np.mean([np.mean([len(w) for w in n.split(" ")]) for n in wordified]))
+        )
         self.groups = int(np.round(np.mean([sum(c == " " for c in n) for n in names]))) + 1
         longest = math.ceil(np.mean([max(len(w) for w in n.split(" ")) for n in names]))
         self.per_group = (longest + self.groups - longest % self.groups) // self.groups
@@ -122,7 +139,7 @@ def test_reference_texts_are_the_same_30_for_every_class():
     clf = WaffleCLIPClassifier(enc, match=ds, seeds=(0, 1)).fit()
     assert len(enc.seen) == 2 * len(NAMES) * 30
     for s, descs in enumerate(clf.seed_descriptors_):
-        block = enc.seen[s * len(NAMES) * 30:(s + 1) * len(NAMES) * 30]
+        block = enc.seen[s * len(NAMES) * 30 : (s + 1) * len(NAMES) * 30]
         expected = [_Recipe.sentence(n, d) for n in NAMES for d in descs]
         assert block == expected
     assert clf.seed_descriptors_[0] != clf.seed_descriptors_[1]
@@ -134,8 +151,9 @@ def test_reference_texts_are_the_same_30_for_every_class():
 
 def test_accuracy_over_seeds_is_the_mean_and_std_of_per_seed_accuracy():
     enc = BagOfWordsEncoder(32)
-    clf = WaffleCLIPClassifier(enc, CLASSES, match=DescriptorSet.from_lists(CLASSES, DESCRIPTORS),
-                               seeds=(0, 1, 2, 3)).fit()
+    clf = WaffleCLIPClassifier(
+        enc, CLASSES, match=DescriptorSet.from_lists(CLASSES, DESCRIPTORS), seeds=(0, 1, 2, 3)
+    ).fit()
     X = enc.images_of(CLASSES * 5, noise=2.0)
     y = np.tile(np.arange(3), 5)
     mean, std, per_seed = clf.accuracy_over_seeds(X, y)
@@ -145,8 +163,7 @@ def test_accuracy_over_seeds_is_the_mean_and_std_of_per_seed_accuracy():
     assert (mean, std) == pytest.approx((np.mean(expected), np.std(expected)))
     # reference: seed 2, class 1, mean of cosines to its 30 texts
     texts = [_Recipe.sentence("blue square", d) for d in clf.seed_descriptors_[2]]
-    np.testing.assert_allclose(scores[2][:, 1], (X @ enc.encode_texts(texts).T).mean(1),
-                               atol=1e-5)
+    np.testing.assert_allclose(scores[2][:, 1], (X @ enc.encode_texts(texts).T).mean(1), atol=1e-5)
     np.testing.assert_allclose(clf.decision_function(X), scores.mean(0), atol=1e-5)
 
 
@@ -154,8 +171,9 @@ def test_matched_shape_is_matched_to_the_descriptors_or_the_names():
     shape = waffle_shape(CLASSES, DESCRIPTORS)
     assert shape.count == 3  # mean of 2, 3, 4 descriptors
     assert shape.words == 3  # mean words per descriptor: 23 / 9 rounds to 3
-    assert shape.word_length == round(np.mean([len(w) for ds in DESCRIPTORS for d in ds
-                                              for w in d.split()]))
+    assert shape.word_length == round(
+        np.mean([len(w) for ds in DESCRIPTORS for d in ds for w in d.split()])
+    )
     plain = waffle_shape(["great white shark", "tiger shark"])
     assert (plain.count, plain.words) == (30, 2)
     assert waffle_shape(CLASSES, DESCRIPTORS, count=8).count == 8
@@ -169,8 +187,11 @@ def test_matched_descriptors_mixed_words_and_characters():
     vocabulary = set(_english_words())
     assert all(w in vocabulary and 4 <= len(w) <= 8 for d in words[:5] for w in d.split())
     random_chars = words[5:]
-    assert all(len(w) == shape.word_length and w.isalnum() and w == w.lower()
-               for d in random_chars for w in d.split())
+    assert all(
+        len(w) == shape.word_length and w.isalnum() and w == w.lower()
+        for d in random_chars
+        for w in d.split()
+    )
     assert waffle_descriptors(shape, seed=0) == waffle_descriptors(shape, seed=0)
     assert waffle_descriptors(shape, seed=0) != waffle_descriptors(shape, seed=1)
     with pytest.raises(InvalidParameterError, match="kind"):
@@ -192,8 +213,9 @@ def test_descriptor_classifier_control_uses_the_reference_recipe():
     ds = DescriptorSet.from_lists(CLASSES, DESCRIPTORS)
     control = DescriptorClassifier(enc, ds).waffle_control(seeds=(0, 1)).fit()
     assert control.recipe == "reference" and len(control.seed_descriptors_[0]) == 30
-    assert set("".join(control.seed_descriptors_[0][1::2])) - {",", " "} <= \
-        set("".join(d for ds_ in DESCRIPTORS for d in ds_))
+    assert set("".join(control.seed_descriptors_[0][1::2])) - {",", " "} <= set(
+        "".join(d for ds_ in DESCRIPTORS for d in ds_)
+    )
 
 
 def test_errors():

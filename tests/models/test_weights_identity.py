@@ -39,7 +39,8 @@ def checkpoints(tmp_path_factory) -> tuple[Path, Path]:
     gen = torch.Generator().manual_seed(0)
     noisy = {
         k: (v.float() + 0.5 * v.float().std() * torch.randn(v.shape, generator=gen)).to(v.dtype)
-        if v.is_floating_point() and v.ndim >= 2 else v  # matrices and kernels only
+        if v.is_floating_point() and v.ndim >= 2
+        else v  # matrices and kernels only
         for k, v in state.items()
     }
     torch.save(noisy, root / "perturbed.pt")
@@ -91,8 +92,13 @@ def test_an_index_built_with_old_weights_is_refused(checkpoints, home, tmp_path)
     folder = tmp_path / "model"
     shutil.copytree(checkpoints[0], folder)
     corpus = tmp_path / "captions.txt"
-    corpus.write_text("".join(f"a {c} {s}\n" for c in ("red", "green", "blue", "purple")
-                              for s in ("circle", "triangle", "square", "star", "hexagon")))
+    corpus.write_text(
+        "".join(
+            f"a {c} {s}\n"
+            for c in ("red", "green", "blue", "purple")
+            for s in ("circle", "triangle", "square", "star", "hexagon")
+        )
+    )
     spec = f"local-dir:{folder}"
     old = load_model(spec, device="cpu", cache=False)
     build_index(corpus, old, tmp_path / "index", factory="Flat", max_memory=None)
@@ -169,16 +175,19 @@ def no_hub(monkeypatch):
 
 def test_without_network_cached_hub_weights_load_at_once(checkpoints, home, tmp_path, no_hub):
     folder = checkpoints[0]
-    cache = _fake_hub_cache(tmp_path / "hf", "zsvl-test/toy-clip", {
-        "open_clip_config.json": folder / "open_clip_config.json", WEIGHTS: folder / WEIGHTS})
+    cache = _fake_hub_cache(
+        tmp_path / "hf",
+        "zsvl-test/toy-clip",
+        {"open_clip_config.json": folder / "open_clip_config.json", WEIGHTS: folder / WEIGHTS},
+    )
     local = load_model(f"local-dir:{folder}", device="cpu", cache=False)  # imports done here
     start = time.perf_counter()
-    enc = load_model("hf-hub:zsvl-test/toy-clip", device="cpu", cache=False,
-                     cache_dir=str(cache))
+    enc = load_model("hf-hub:zsvl-test/toy-clip", device="cpu", cache=False, cache_dir=str(cache))
     assert time.perf_counter() - start < 10  # no minute of retries
     assert enc.fingerprint.split("|")[1] == local.fingerprint.split("|")[1]  # same files
-    np.testing.assert_allclose(enc.encode_texts(["a star"]), local.encode_texts(["a star"]),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        enc.encode_texts(["a star"]), local.encode_texts(["a star"]), atol=1e-6
+    )
     from huggingface_hub import constants
 
     assert constants.HF_HUB_OFFLINE is False  # the offline switch was only for that load
@@ -193,13 +202,18 @@ def test_without_network_missing_weights_fail_fast_with_real_commands(home, tmp_
     assert time.perf_counter() - start < 10
     text = str(info.value)
     assert "no network (http://127.0.0.1:9 could not be reached within 2 s" in text
-    assert ("hf download laion/CLIP-ViT-B-32-laion2B-s34B-b79K open_clip_model.safetensors "
-            "--local-dir weights") in text
+    assert (
+        "hf download laion/CLIP-ViT-B-32-laion2B-s34B-b79K open_clip_model.safetensors "
+        "--local-dir weights"
+    ) in text
     assert "ViT-B-32:weights/open_clip_model.safetensors" in text
     assert "REPO" not in text and "load_model(" not in text
-    with pytest.raises(WeightsNotFoundError, match="hf download zsvl-test/none "
-                                                   "open_clip_model.safetensors "
-                                                   "open_clip_config.json --local-dir none"):
+    with pytest.raises(
+        WeightsNotFoundError,
+        match="hf download zsvl-test/none "
+        "open_clip_model.safetensors "
+        "open_clip_config.json --local-dir none",
+    ):
         load_model("hf-hub:zsvl-test/none", cache_dir=str(tmp_path / "empty"))
 
 
@@ -219,5 +233,6 @@ def test_download_failures_are_recognised_by_exception_type():
     err.__context__ = LocalEntryNotFoundError("x")
     assert weights.is_download_failure(err)
     assert not weights.is_download_failure(RuntimeError("hub connection offline resolve"))
-    assert "the download failed" in str(weights.translate_load_error(
-        parse_spec("ViT-B-32:laion2b_s34b_b79k"), err))
+    assert "the download failed" in str(
+        weights.translate_load_error(parse_spec("ViT-B-32:laion2b_s34b_b79k"), err)
+    )

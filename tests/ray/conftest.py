@@ -77,15 +77,34 @@ def ray_cluster() -> Iterator[Cluster]:
     temp = tempfile.mkdtemp(prefix="zr", dir="/tmp")  # short: Ray's socket paths are limited
     port = _free_port()
     address = f"127.0.0.1:{port}"
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([str(REPO), str(TESTS), str(TESTS / "ray"),
-                                          os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "RAY_AUTH_MODE": "disabled",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join(
+            [str(REPO), str(TESTS), str(TESTS / "ray"), os.environ.get("PYTHONPATH", "")]
+        ),
+    }
     common = ["--block", "--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats"]
     logs = Path(temp)
-    procs = [subprocess.Popen(
-        [RAY, "start", "--head", f"--port={port}", "--include-dashboard=false",
-         f"--temp-dir={temp}", *common], start_new_session=True, env=env, preexec_fn=_die_with_parent,
-        stdout=(logs / "head.log").open("w"), stderr=subprocess.STDOUT)]
+    procs = [
+        subprocess.Popen(
+            [
+                RAY,
+                "start",
+                "--head",
+                f"--port={port}",
+                "--include-dashboard=false",
+                f"--temp-dir={temp}",
+                *common,
+            ],
+            start_new_session=True,
+            env=env,
+            preexec_fn=_die_with_parent,
+            stdout=(logs / "head.log").open("w"),
+            stderr=subprocess.STDOUT,
+        )
+    ]
     cluster = Cluster(address, procs, temp)
     try:
         deadline = time.monotonic() + 120
@@ -97,9 +116,16 @@ def ray_cluster() -> Iterator[Cluster]:
                 if time.monotonic() > deadline or procs[0].poll() is not None:
                     raise RuntimeError((logs / "head.log").read_text()[-2000:]) from None
                 time.sleep(0.5)
-        procs.append(subprocess.Popen(
-            [RAY, "start", f"--address={address}", *common], start_new_session=True, env=env,
-            preexec_fn=_die_with_parent, stdout=(logs / "worker.log").open("w"), stderr=subprocess.STDOUT))
+        procs.append(
+            subprocess.Popen(
+                [RAY, "start", f"--address={address}", *common],
+                start_new_session=True,
+                env=env,
+                preexec_fn=_die_with_parent,
+                stdout=(logs / "worker.log").open("w"),
+                stderr=subprocess.STDOUT,
+            )
+        )
         ray.init(address=address, logging_level="WARNING")
         while len([n for n in ray.nodes() if n["Alive"]]) < 2:
             if time.monotonic() > deadline:

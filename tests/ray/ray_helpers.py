@@ -15,8 +15,14 @@ from pathlib import Path
 
 
 class KillOnce:
-    def __init__(self, marker_dir: str | Path, stage: str, unit: int, delay: float = 0.0,
-                 snapshot: str | None = None) -> None:
+    def __init__(
+        self,
+        marker_dir: str | Path,
+        stage: str,
+        unit: int,
+        delay: float = 0.0,
+        snapshot: str | None = None,
+    ) -> None:
         self.marker_dir, self.stage, self.unit = str(marker_dir), stage, unit
         self.delay, self.snapshot = delay, snapshot
 

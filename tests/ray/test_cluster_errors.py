@@ -40,8 +40,11 @@ def test_wrong_address_fails_fast_with_the_fix(not_connected) -> None:
 
     port = _closed_port()
     start = time.perf_counter()
-    with pytest.raises(RayClusterError, match=rf"No Ray cluster answers at 127.0.0.1:{port} .*"
-                                               rf"ray start --head --port={port}"):
+    with pytest.raises(
+        RayClusterError,
+        match=rf"No Ray cluster answers at 127.0.0.1:{port} .*"
+        rf"ray start --head --port={port}",
+    ):
         connect(f"127.0.0.1:{port}")
     assert time.perf_counter() - start < 10
     with pytest.raises(RayClusterError, match="is not HOST:PORT"):
@@ -73,8 +76,10 @@ def test_cli_reports_one_line(tmp_path: Path, not_connected, monkeypatch, capsys
 
 
 def test_core_never_imports_ray() -> None:
-    code = ("import sys, zsvl, zsvl.distributed, zsvl.index.build, zsvl.cli, zsvl.cli_index, "
-            "zsvl.eval.evaluate; import json; print(json.dumps('ray' in sys.modules))")
+    code = (
+        "import sys, zsvl, zsvl.distributed, zsvl.index.build, zsvl.cli, zsvl.cli_index, "
+        "zsvl.eval.evaluate; import json; print(json.dumps('ray' in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) is False
 
@@ -100,8 +105,14 @@ def test_parts_filled_apart_and_merged_search_like_one_fill(tmp_path: Path) -> N
     from zsvl.index import build_index, storage
 
     vectors = clustered_vectors(3000, 32, seed=0)
-    built = build_index(table_corpus(tmp_path / "v.txt", 3000), TableEncoder(vectors),
-                        tmp_path / "one", factory="IVF16,Flat", shard_size=400, tune_queries=100)
+    built = build_index(
+        table_corpus(tmp_path / "v.txt", 3000),
+        TableEncoder(vectors),
+        tmp_path / "one",
+        factory="IVF16,Flat",
+        shard_size=400,
+        tune_queries=100,
+    )
     shards = storage.open_shards(built.manifest, built.root)
     one = faiss.read_index(str(built.root / storage.INDEX_FILE))
     trained = faiss.clone_index(one)
@@ -109,14 +120,28 @@ def test_parts_filled_apart_and_merged_search_like_one_fill(tmp_path: Path) -> N
     faiss.write_index(trained, str(tmp_path / "trained.faiss"))
     groups = _groups(shards, 3)
     assert [len(g) for g in groups] == [3, 2, 3]  # 8 shards of 400, 400, ..., 200 rows
-    paths = [fill_part(str(tmp_path / "trained.faiss"), str(shards.folder), g, 32, 500,
-                       str(tmp_path / f"part-{p}.faiss"), p)["path"] for p, g in enumerate(groups)]
+    paths = [
+        fill_part(
+            str(tmp_path / "trained.faiss"),
+            str(shards.folder),
+            g,
+            32,
+            500,
+            str(tmp_path / f"part-{p}.faiss"),
+            p,
+        )["path"]
+        for p, g in enumerate(groups)
+    ]
     queries = clustered_vectors(50, 32, seed=1)
     one.nprobe = 4
     want = one.search(queries, 10)
     for how in ("memory", "ondisk"):
-        merged = merge_parts(faiss.read_index(str(tmp_path / "trained.faiss")), paths, how,
-                             tmp_path / f"{how}.ivfdata")
+        merged = merge_parts(
+            faiss.read_index(str(tmp_path / "trained.faiss")),
+            paths,
+            how,
+            tmp_path / f"{how}.ivfdata",
+        )
         merged.nprobe = 4
         assert merged.ntotal == 3000
         got = merged.search(queries, 10)

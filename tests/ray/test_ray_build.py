@@ -52,14 +52,18 @@ def _list_ids(root: Path) -> np.ndarray:
     index = faiss.read_index(str(root / storage.INDEX_FILE))  # kept alive while lists are read
     ivf = faiss.extract_index_ivf(index)
     lists = ivf.invlists
-    ids = [faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
-           for i in range(ivf.nlist) if lists.list_size(i)]
+    ids = [
+        faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
+        for i in range(ivf.nlist)
+        if lists.list_size(i)
+    ]
     del index
     return np.concatenate(ids)
 
 
-def test_ray_build_equals_local_build_with_killed_workers(tmp_path: Path, toy_encoder, ray_cluster
-                                                          ) -> None:
+def test_ray_build_equals_local_build_with_killed_workers(
+    tmp_path: Path, toy_encoder, ray_cluster
+) -> None:
     import pyarrow.parquet as pq
 
     from zsvl.distributed import RayEngine
@@ -72,7 +76,9 @@ def test_ray_build_equals_local_build_with_killed_workers(tmp_path: Path, toy_en
     markers.mkdir()
     kill_encode = KillOnce(markers, "encode", 2, delay=0.5)  # half a second into shard 2
     kill_fill = KillOnce(markers, "fill", 1)  # as part 1 starts
-    engine = RayEngine(address=ray_cluster.address, fill_parts=3, hook=Hooks(kill_encode, kill_fill))
+    engine = RayEngine(
+        address=ray_cluster.address, fill_parts=3, hook=Hooks(kill_encode, kill_fill)
+    )
     remote = build_index(corpus, toy_encoder, tmp_path / "ray", engine=engine, **OPTIONS)
     assert kill_encode.marker().is_file() and kill_fill.marker().is_file()
 
@@ -102,8 +108,9 @@ def test_ray_build_equals_local_build_with_killed_workers(tmp_path: Path, toy_en
     assert not (tmp_path / "ray" / "parts").exists()
 
 
-def test_cli_index_build_on_the_cluster(tmp_path: Path, toy_encoder, ray_cluster, capsys,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_index_build_on_the_cluster(
+    tmp_path: Path, toy_encoder, ray_cluster, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import re
 
     from zsvl.cli import main
@@ -111,9 +118,25 @@ def test_cli_index_build_on_the_cluster(tmp_path: Path, toy_encoder, ray_cluster
 
     monkeypatch.setenv("ZSVL_PROGRESS", "1")  # progress lines although stderr is captured
     out = tmp_path / "idx"
-    rc = main(["index", "build", "toy:3000", "--model", "toy", "--out", str(out), "--ray",
-               ray_cluster.address, "--factory", "IVF8,Flat", "--shard-size", "1000",
-               "--ray-actors", "2"])
+    rc = main(
+        [
+            "index",
+            "build",
+            "toy:3000",
+            "--model",
+            "toy",
+            "--out",
+            str(out),
+            "--ray",
+            ray_cluster.address,
+            "--factory",
+            "IVF8,Flat",
+            "--shard-size",
+            "1000",
+            "--ray-actors",
+            "2",
+        ]
+    )
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     assert f"built {out}: 3000 captions" in captured.out

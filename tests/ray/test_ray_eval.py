@@ -22,24 +22,32 @@ def _key(record: dict) -> tuple:
     return record["dataset"], record["method"], record["shots"], record["seed"]
 
 
-def test_eval_on_ray_matches_local_and_writes_each_record_once(tmp_path: Path, toy_suite,
-                                                               ray_cluster, capsys) -> None:
+def test_eval_on_ray_matches_local_and_writes_each_record_once(
+    tmp_path: Path, toy_suite, ray_cluster, capsys
+) -> None:
     from zsvl.cli import main
     from zsvl.distributed import evaluate_on_ray
     from zsvl.eval.evaluate import evaluate
     from zsvl.eval.records import record_path
 
-    local = evaluate("toy", model="toy", data_root=toy_suite, out=tmp_path / "local",
-                     **CHOICE).written
+    local = evaluate(
+        "toy", model="toy", data_root=toy_suite, out=tmp_path / "local", **CHOICE
+    ).written
     out = tmp_path / "ray"
     first = record_path(out, "ToyShapes", "zeroshot", 0, None)  # unit 0 in plan order
     markers = tmp_path / "markers"
     markers.mkdir()
     after_write = KillOnce(markers, "eval-done", 0, snapshot=str(first))
     before_run = KillOnce(markers, "eval", 1)
-    outcome = evaluate_on_ray("toy", model="toy", data_root=toy_suite, out=out,
-                              address=ray_cluster.address, hook=Hooks(after_write, before_run),
-                              **CHOICE)
+    outcome = evaluate_on_ray(
+        "toy",
+        model="toy",
+        data_root=toy_suite,
+        out=out,
+        address=ray_cluster.address,
+        hook=Hooks(after_write, before_run),
+        **CHOICE,
+    )
     assert outcome.ok
     records = outcome.written
     assert after_write.marker().is_file() and before_run.marker().is_file()
@@ -53,9 +61,25 @@ def test_eval_on_ray_matches_local_and_writes_each_record_once(tmp_path: Path, t
         assert got["metrics"] == pytest.approx(rec["metrics"])
 
     capsys.readouterr()
-    rc = main(["eval", "--ray", ray_cluster.address, "--data-root", str(toy_suite),
-               "--methods", "zeroshot,tip", "--shots", "0,2", "--seeds", "1",
-               "--datasets", "ToyShapes", "--out", str(out)])
+    rc = main(
+        [
+            "eval",
+            "--ray",
+            ray_cluster.address,
+            "--data-root",
+            str(toy_suite),
+            "--methods",
+            "zeroshot,tip",
+            "--shots",
+            "0,2",
+            "--seeds",
+            "1",
+            "--datasets",
+            "ToyShapes",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     assert "2 runs" in capsys.readouterr().out
     assert json.loads(first.read_bytes()) == json.loads((markers / "snapshot").read_bytes())

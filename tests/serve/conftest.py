@@ -13,7 +13,9 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install 'zsvl[serve]'")
 pytest.importorskip("uvicorn", reason="the serve extra is not installed: pip install 'zsvl[serve]'")
-pytest.importorskip("multipart", reason="the serve extra is not installed: pip install 'zsvl[serve]'")
+pytest.importorskip(
+    "multipart", reason="the serve extra is not installed: pip install 'zsvl[serve]'"
+)
 
 from .helpers import LiveServer, make_service  # noqa: E402
 
@@ -27,8 +29,9 @@ def toy_index_dir(tmp_path_factory: pytest.TempPathFactory, toy_encoder) -> Path
     from zsvl.index.recipe import resolve_corpus_path
 
     out = tmp_path_factory.mktemp("serve_index") / "toy"
-    build_index(resolve_corpus_path(f"toy:{N_CAPTIONS}"), toy_encoder, out, tune_queries=100,
-                model="toy")
+    build_index(
+        resolve_corpus_path(f"toy:{N_CAPTIONS}"), toy_encoder, out, tune_queries=100, model="toy"
+    )
     return out
 
 

@@ -42,8 +42,9 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(app, log_level="warning", access_log=False)
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
-                                       daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
+        )
 
     def __enter__(self) -> LiveServer:
         self.thread.start()
@@ -60,8 +61,9 @@ class LiveServer:
         self.sock.close()
 
 
-def assert_same_hits(hits: list[dict], ids: Any, scores: Any, captions: list[str],
-                     tol: float = 1e-4) -> None:
+def assert_same_hits(
+    hits: list[dict], ids: Any, scores: Any, captions: list[str], tol: float = 1e-4
+) -> None:
     """A server answer equals the library's: scores within ``tol``; the same ids in the same
     order, except that captions whose scores tie within ``tol`` may come in either order (and a
     tie straddling the k-th place may pick either member)."""
@@ -91,11 +93,16 @@ def multipart(fields: dict[str, str], files: list[tuple[str, str, bytes]]) -> tu
     boundary = "zsvl-test-boundary-7f3a"
     parts = []
     for name, value in fields.items():
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
-                     f"{value}\r\n".encode())
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+            f"{value}\r\n".encode()
+        )
     for field, filename, data in files:
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; '
-                     f'filename="{filename}"\r\nContent-Type: image/png\r\n\r\n'.encode()
-                     + data + b"\r\n")
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; '
+            f'filename="{filename}"\r\nContent-Type: image/png\r\n\r\n'.encode()
+            + data
+            + b"\r\n"
+        )
     parts.append(f"--{boundary}--\r\n".encode())
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"

@@ -63,7 +63,10 @@ def test_text_search_dedupe_equals_library(client, toy_index) -> None:
 
 def test_image_search_equals_library(client, toy_index, toy_encoder) -> None:
     data = [toy_png(0, shape="star", colour="yellow"), toy_png(1, shape="ring", colour="blue")]
-    files = [("image", ("star.png", data[0], "image/png")), ("image", ("ring.png", data[1], "image/png"))]
+    files = [
+        ("image", ("star.png", data[0], "image/png")),
+        ("image", ("ring.png", data[1], "image/png")),
+    ]
     body = client.post("/search", files=files, data={"k": "6", "index": "toy"}).json()
     X = toy_encoder.encode_images([_png_array(d) for d in data]).embeddings
     want = toy_index.search(X, 6)
@@ -78,10 +81,12 @@ def test_classify_with_a_class_list_equals_library(client, toy_encoder) -> None:
     classes = ["red triangle", "blue circle", "green star", "yellow square"]
     data = [toy_png(2, shape="triangle", colour="red"), toy_png(3, shape="circle", colour="blue")]
     files = [("images", (f"{i}.png", d, "image/png")) for i, d in enumerate(data)]
-    as_json = client.post("/classify", files=files, data={"classes": json.dumps(classes),
-                                                          "top_k": "3"}).json()
-    as_lines = client.post("/classify", files=files, data={"classes": "\n".join(classes),
-                                                           "top_k": "3"}).json()
+    as_json = client.post(
+        "/classify", files=files, data={"classes": json.dumps(classes), "top_k": "3"}
+    ).json()
+    as_lines = client.post(
+        "/classify", files=files, data={"classes": "\n".join(classes), "top_k": "3"}
+    ).json()
     clf = ZeroShotClassifier(toy_encoder, classes).fit()
     X = toy_encoder.encode_images([_png_array(d) for d in data]).embeddings
     proba, scores = clf.predict_proba(X), clf.decision_function(X)
@@ -105,8 +110,9 @@ def test_classify_with_descriptors_explains(client, toy_encoder) -> None:
 
     data = [toy_png(4, shape="star"), toy_png(5, shape="cross")]
     files = [("images", (f"{i}.png", d, "image/png")) for i, d in enumerate(data)]
-    body = client.post("/classify", files=files,
-                       data={"descriptors": "toy_shapes_cbd", "explain": "4"}).json()
+    body = client.post(
+        "/classify", files=files, data={"descriptors": "toy_shapes_cbd", "explain": "4"}
+    ).json()
     clf = DescriptorClassifier(toy_encoder, packaged_descriptors("toy_shapes_cbd")).fit()
     X = toy_encoder.encode_images([_png_array(d) for d in data]).embeddings
     want = clf.explain(X, top=4)
@@ -116,15 +122,18 @@ def test_classify_with_descriptors_explains(client, toy_encoder) -> None:
         assert rec["explanation"]["label"] == exp.classname == rec["label"]
         got = rec["explanation"]["evidence"]
         assert [e["descriptor"] for e in got] == [e.descriptor for e in exp.evidence]
-        np.testing.assert_allclose([e["contribution"] for e in got],
-                                   [e.contribution for e in exp.evidence], atol=1e-5)
+        np.testing.assert_allclose(
+            [e["contribution"] for e in got], [e.contribution for e in exp.evidence], atol=1e-5
+        )
 
 
 def test_name_equals_library(client, toy_encoder, toy_index) -> None:
     from zsvl.methods.vocab_free import VocabularyFreeClassifier
 
-    data = [toy_png(6, shape="triangle", colour="red", pattern="striped"),
-            toy_png(7, shape="hexagon", colour="green")]
+    data = [
+        toy_png(6, shape="triangle", colour="red", pattern="striped"),
+        toy_png(7, shape="hexagon", colour="green"),
+    ]
     files = [("images", (f"{i}.png", d, "image/png")) for i, d in enumerate(data)]
     body = client.post("/name", files=files, data={"top_k": "4"}).json()
     X = toy_encoder.encode_images([_png_array(d) for d in data]).embeddings

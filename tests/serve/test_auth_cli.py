@@ -23,15 +23,22 @@ def locked(toy_encoder, toy_index_dir):
 
 def _requests():
     files = [("images", ("a.png", toy_png(0), "image/png"))]
-    return [("get", "/indexes", {}), ("post", "/search", {"json": {"query": "a red star"}}),
-            ("post", "/classify", {"files": files, "data": {"classes": "red\nblue"}}),
-            ("post", "/name", {"files": files})]
+    return [
+        ("get", "/indexes", {}),
+        ("post", "/search", {"json": {"query": "a red star"}}),
+        ("post", "/classify", {"files": files, "data": {"classes": "red\nblue"}}),
+        ("post", "/name", {"files": files}),
+    ]
 
 
 def test_auth_on_refuses_missing_and_wrong_tokens(locked) -> None:
     for method, path, kwargs in _requests():
-        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN},
-                        {"Authorization": f"Basic {TOKEN}"}):
+        for headers in (
+            {},
+            {"Authorization": "Bearer wrong"},
+            {"Authorization": TOKEN},
+            {"Authorization": f"Basic {TOKEN}"},
+        ):
             r = getattr(locked, method)(path, headers=headers, **kwargs)
             assert r.status_code == 401, (path, headers)
             assert r.headers["www-authenticate"] == "Bearer"
@@ -89,8 +96,10 @@ def test_index_names_from_folders_or_given() -> None:
     from zsvl.errors import InvalidParameterError
     from zsvl.serve.server import _named_paths
 
-    assert _named_paths(["x/toy", "mine=y/toy"], "index") == {"toy": Path("x/toy"),
-                                                              "mine": Path("y/toy")}
+    assert _named_paths(["x/toy", "mine=y/toy"], "index") == {
+        "toy": Path("x/toy"),
+        "mine": Path("y/toy"),
+    }
     with pytest.raises(InvalidParameterError, match="named 'toy'; name them with --index"):
         _named_paths(["x/toy", "y/toy"], "index")
 
@@ -101,8 +110,9 @@ def test_cli_without_the_extra_says_how_to_install(monkeypatch, capsys) -> None:
     from zsvl.cli import main
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "fastapi" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "fastapi" else real(name, *a)
+    )
     assert main(["serve", "--model", "toy"]) == 2
     err = capsys.readouterr().err
     assert "zsvl serve: error:" in err and "pip install 'zsvl[serve]'" in err
@@ -111,8 +121,10 @@ def test_cli_without_the_extra_says_how_to_install(monkeypatch, capsys) -> None:
 def test_cli_refuses_an_index_of_another_model(toy_index_dir, capsys) -> None:
     from zsvl.cli import main
 
-    assert main(["serve", "--index", str(toy_index_dir), "--model", "ViT-B-32:random",
-                 "--port", "1"]) == 2
+    assert (
+        main(["serve", "--index", str(toy_index_dir), "--model", "ViT-B-32:random", "--port", "1"])
+        == 2
+    )
     err = capsys.readouterr().err
     assert "zsvl serve: error:" in err and "was built with toy (dim 128)" in err
     assert "rebuild the index with this encoder or load the model it was built with" in err
@@ -123,8 +135,10 @@ def test_import_zsvl_and_its_cli_load_no_web_stack() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, json, zsvl, zsvl.serve; from zsvl.cli import build_parser; "
-            "build_parser(); print(json.dumps([m for m in ('fastapi', 'uvicorn', 'starlette', "
-            "'multipart', 'torch') if m in sys.modules]))")
+    code = (
+        "import sys, json, zsvl, zsvl.serve; from zsvl.cli import build_parser; "
+        "build_parser(); print(json.dumps([m for m in ('fastapi', 'uvicorn', 'starlette', "
+        "'multipart', 'torch') if m in sys.modules]))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []

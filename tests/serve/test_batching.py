@@ -44,8 +44,10 @@ def test_concurrent_items_form_batches_up_to_the_limit() -> None:
     busy = stats.pop("busy_s")
     assert stats == {"batches": 7, "items": 50, "largest_batch": 8, "mean_batch": 7.14}
     assert busy >= 7 * 0.01  # each call sleeps 10 ms
-    assert {k: (v["batches"], v["items"]) for k, v in by_size.items()} == {"2": (1, 2),
-                                                                            "5-8": (6, 48)}
+    assert {k: (v["batches"], v["items"]) for k, v in by_size.items()} == {
+        "2": (1, 2),
+        "5-8": (6, 48),
+    }
     assert all(v["ms_per_batch"] >= 10 for v in by_size.values())
 
 
@@ -53,13 +55,26 @@ def test_batch_stats_bucket_sizes_by_powers_of_two() -> None:
     from zsvl.serve.batching import BatchStats
 
     stats = BatchStats()
-    for size, seconds in ((1, 0.001), (2, 0.002), (3, 0.003), (4, 0.005), (5, 0.008),
-                          (8, 0.008), (9, 0.009), (64, 0.032), (65, 0.065)):
+    for size, seconds in (
+        (1, 0.001),
+        (2, 0.002),
+        (3, 0.003),
+        (4, 0.005),
+        (5, 0.008),
+        (8, 0.008),
+        (9, 0.009),
+        (64, 0.032),
+        (65, 0.065),
+    ):
         stats.add(size, seconds)
     got = stats.to_dict()
     assert list(got["by_size"]) == ["1", "2", "3-4", "5-8", "9-16", "33-64", "65-128"]
-    assert got["by_size"]["3-4"] == {"batches": 2, "items": 7, "ms_per_batch": 4.0,
-                                     "ms_per_item": round(8 / 7, 2)}
+    assert got["by_size"]["3-4"] == {
+        "batches": 2,
+        "items": 7,
+        "ms_per_batch": 4.0,
+        "ms_per_item": round(8 / 7, 2),
+    }
     assert got["by_size"]["5-8"]["ms_per_item"] == round(16 / 13, 2)
     assert got["busy_s"] == round(0.133, 3) and got["largest_batch"] == 65
 
@@ -68,8 +83,7 @@ def test_max_batch_one_is_one_call_per_item() -> None:
     sizes = []
 
     async def main():
-        b = MicroBatcher(lambda items: sizes.append(len(items)) or items, max_batch=1,
-                         max_wait_s=0)
+        b = MicroBatcher(lambda items: sizes.append(len(items)) or items, max_batch=1, max_wait_s=0)
         out = await asyncio.gather(*(b.submit(i) for i in range(10)))
         await b.stop()
         return out
@@ -115,8 +129,13 @@ def test_a_full_queue_answers_busy() -> None:
 
     async def main():
         with ThreadPoolExecutor(1) as pool:
-            b = MicroBatcher(lambda items: release.wait(5) and items, max_batch=1,
-                             max_wait_s=0, max_queue=2, executor=pool)
+            b = MicroBatcher(
+                lambda items: release.wait(5) and items,
+                max_batch=1,
+                max_wait_s=0,
+                max_queue=2,
+                executor=pool,
+            )
             running = asyncio.ensure_future(b.submit(0))
             await asyncio.sleep(0.05)  # item 0 is in the model call, the queue is empty
             queued = [asyncio.ensure_future(b.submit(i)) for i in (1, 2)]
@@ -149,19 +168,24 @@ class CountingEncoder:
         return getattr(self._encoder, name)
 
 
-def test_concurrent_searches_share_one_forward_and_equal_the_library(toy_encoder, toy_index_dir,
-                                                                     toy_index) -> None:
+def test_concurrent_searches_share_one_forward_and_equal_the_library(
+    toy_encoder, toy_index_dir, toy_index
+) -> None:
     from zsvl.serve.service import SearchItem
 
     counting = CountingEncoder(toy_encoder, delay=0.05)
     svc = make_service(counting, toy_index_dir)
-    queries = [f"a photo of a {c} {s}." for c in ("red", "blue", "green", "pink")
-               for s in ("star", "ring", "cross", "arrow")]  # 16 concurrent requests
+    queries = [
+        f"a photo of a {c} {s}."
+        for c in ("red", "blue", "green", "pink")
+        for s in ("star", "ring", "cross", "arrow")
+    ]  # 16 concurrent requests
 
     async def main():
         svc.start()
-        out = await asyncio.gather(*(svc.search([SearchItem("toy", q, 5 + i % 3)])
-                                     for i, q in enumerate(queries)))
+        out = await asyncio.gather(
+            *(svc.search([SearchItem("toy", q, 5 + i % 3)]) for i, q in enumerate(queries))
+        )
         await svc.stop()
         return out
 
@@ -180,10 +204,14 @@ def test_the_event_loop_keeps_answering_during_a_model_call(toy_encoder, toy_ind
     slow = CountingEncoder(toy_encoder, delay=1.5)
     svc = make_service(slow, toy_index_dir)
     with LiveServer(create_app(svc)) as server:
+
         def search():
-            req = urllib.request.Request(server.url + "/search", method="POST",
-                                         data=json.dumps({"query": "a red star"}).encode(),
-                                         headers={"Content-Type": "application/json"})
+            req = urllib.request.Request(
+                server.url + "/search",
+                method="POST",
+                data=json.dumps({"query": "a red star"}).encode(),
+                headers={"Content-Type": "application/json"},
+            )
             with urllib.request.urlopen(req, timeout=30) as r:
                 return r.status
 
@@ -256,16 +284,19 @@ def test_length_groups_minimise_padding_plus_fixed_cost(fixed) -> None:
     assert len(length_groups([5] * 10, 32.0)) == 1  # equal lengths: nothing to gain
 
 
-def test_a_batch_of_mixed_lengths_is_encoded_in_length_groups(toy_encoder, toy_index_dir,
-                                                              toy_index) -> None:
+def test_a_batch_of_mixed_lengths_is_encoded_in_length_groups(
+    toy_encoder, toy_index_dir, toy_index
+) -> None:
     from zsvl.serve.service import SearchItem
 
     counting = CountingEncoder(toy_encoder)
     svc = make_service(counting, toy_index_dir)
     short = [f"a {c} star" for c in ("red", "blue", "green", "pink")] * 2
-    long = [f"a photo of a large bright {c} star drawn on a plain background next to a small "
-            f"ring and a cross, seen from far away on a sunny day with a lot of detail" for c in
-            ("red", "blue", "green", "pink")] * 2
+    long = [
+        f"a photo of a large bright {c} star drawn on a plain background next to a small "
+        f"ring and a cross, seen from far away on a sunny day with a lot of detail"
+        for c in ("red", "blue", "green", "pink")
+    ] * 2
     queries = [q for pair in zip(short, long, strict=True) for q in pair]  # mixed order
     try:
         out = svc._search_batch([SearchItem("toy", q, 5) for q in queries])

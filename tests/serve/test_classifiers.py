@@ -19,11 +19,14 @@ def saved(tmp_path_factory, toy_encoder):
     from zsvl.text.descriptors import packaged_descriptors
 
     root = tmp_path_factory.mktemp("clf")
-    zs = ZeroShotClassifier(toy_encoder, ["red", "green", "blue", "yellow"],
-                            templates="a photo of a {} shape.").fit()
+    zs = ZeroShotClassifier(
+        toy_encoder, ["red", "green", "blue", "yellow"], templates="a photo of a {} shape."
+    ).fit()
     cbd = DescriptorClassifier(toy_encoder, packaged_descriptors("toy_shapes_cbd")).fit()
-    return {"colours": save_classifier(zs, root / "colours.zsvl", model="toy"),
-            "shapes": save_classifier(cbd, root / "shapes.zsvl", model="toy")}
+    return {
+        "colours": save_classifier(zs, root / "colours.zsvl", model="toy"),
+        "shapes": save_classifier(cbd, root / "shapes.zsvl", model="toy"),
+    }
 
 
 @pytest.fixture
@@ -32,8 +35,12 @@ def clf_client(saved, toy_encoder, toy_index_dir):
 
     from zsvl.serve import build_service, create_app
 
-    svc = build_service(indexes=[str(toy_index_dir)], encoder=toy_encoder, model="toy",
-                        classifiers=[str(saved["colours"]), f"shapes={saved['shapes']}"])
+    svc = build_service(
+        indexes=[str(toy_index_dir)],
+        encoder=toy_encoder,
+        model="toy",
+        classifiers=[str(saved["colours"]), f"shapes={saved['shapes']}"],
+    )
     with TestClient(create_app(svc)) as c:
         yield c
     svc.close()
@@ -54,8 +61,9 @@ def test_saved_classifiers_are_listed(clf_client) -> None:
     assert clf_client.get("/health").json()["classifiers"] == ["colours", "shapes"]
 
 
-def test_saved_classifier_answers_like_the_loaded_library_object(clf_client, saved,
-                                                                 toy_encoder) -> None:
+def test_saved_classifier_answers_like_the_loaded_library_object(
+    clf_client, saved, toy_encoder
+) -> None:
     from zsvl.persist import load_classifier
 
     data = [toy_png(20, colour="green", shape="star"), toy_png(21, colour="blue", shape="ring")]
@@ -71,8 +79,9 @@ def test_saved_classifier_answers_like_the_loaded_library_object(clf_client, sav
             assert rec["label"] == clf.predict(X)[i]
         if name == "shapes":
             want = clf.explain(X, top=3)
-            assert [[e["descriptor"] for e in r["explanation"]["evidence"]]
-                    for r in body["results"]] == [[e.descriptor for e in w.evidence] for w in want]
+            assert [
+                [e["descriptor"] for e in r["explanation"]["evidence"]] for r in body["results"]
+            ] == [[e.descriptor for e in w.evidence] for w in want]
         else:
             assert [r["label"] for r in body["results"]] == ["green", "blue"]
 

@@ -24,17 +24,39 @@ from .helpers import assert_same_hits, multipart, toy_png
 CLIENTS = 32
 SECONDS = 20.0
 CLASSES = ["red star", "blue ring", "green square", "yellow triangle", "purple cross"]
-QUERIES = [f"a photo of a {c} {s}." for c in ("red", "blue", "green", "yellow", "purple")
-           for s in ("star", "ring", "square", "triangle", "cross", "arrow")]
+QUERIES = [
+    f"a photo of a {c} {s}."
+    for c in ("red", "blue", "green", "yellow", "purple")
+    for s in ("star", "ring", "square", "triangle", "cross", "arrow")
+]
 
 
 @pytest.fixture
 def cli_server(toy_index_dir):
     """``python -m zsvl.cli serve`` on 127.0.0.1, a free port chosen by the OS."""
-    cmd = [sys.executable, "-m", "zsvl.cli", "serve", "--index", str(toy_index_dir),
-           "--model", "toy", "--host", "127.0.0.1", "--port", "0", "--device", "cpu"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "ZSVL_SERVE_TOKEN": ""})
+    cmd = [
+        sys.executable,
+        "-m",
+        "zsvl.cli",
+        "serve",
+        "--index",
+        str(toy_index_dir),
+        "--model",
+        "toy",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--device",
+        "cpu",
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "ZSVL_SERVE_TOKEN": ""},
+    )
     port, seen = None, []
     deadline = time.monotonic() + 180
     while port is None and time.monotonic() < deadline:
@@ -63,10 +85,15 @@ def _expected(toy_encoder, toy_index):
 
     from zsvl.methods.zeroshot import ZeroShotClassifier
 
-    images = [toy_png(40 + i, shape=s, colour=c) for i, (c, s) in
-              enumerate([("red", "star"), ("blue", "ring"), ("green", "square"), ("pink", "arrow")])]
-    X = toy_encoder.encode_images([np.asarray(Image.open(io.BytesIO(d)).convert("RGB"))
-                                   for d in images]).embeddings
+    images = [
+        toy_png(40 + i, shape=s, colour=c)
+        for i, (c, s) in enumerate(
+            [("red", "star"), ("blue", "ring"), ("green", "square"), ("pink", "arrow")]
+        )
+    ]
+    X = toy_encoder.encode_images(
+        [np.asarray(Image.open(io.BytesIO(d)).convert("RGB")) for d in images]
+    ).embeddings
     text = {q: toy_index.search_texts([q], 5) for q in QUERIES}
     image_hits = toy_index.search(X, 5)
     proba = ZeroShotClassifier(toy_encoder, CLASSES).fit().predict_proba(X)
@@ -74,8 +101,9 @@ def _expected(toy_encoder, toy_index):
 
 
 @pytest.mark.slow
-def test_32_clients_for_20_seconds_get_the_librarys_answers(cli_server, toy_encoder,
-                                                            toy_index) -> None:
+def test_32_clients_for_20_seconds_get_the_librarys_answers(
+    cli_server, toy_encoder, toy_index
+) -> None:
     images, text, image_hits, proba = _expected(toy_encoder, toy_index)
     counts = {"search": 0, "image": 0, "classify": 0}
     failures: list[str] = []
@@ -93,15 +121,23 @@ def test_32_clients_for_20_seconds_get_the_librarys_answers(cli_server, toy_enco
                 t0 = time.perf_counter()
                 if kind == "search":
                     q = QUERIES[i % len(QUERIES)]
-                    conn.request("POST", "/search", json.dumps({"query": q, "k": 5}),
-                                 {"Content-Type": "application/json"})
+                    conn.request(
+                        "POST",
+                        "/search",
+                        json.dumps({"query": q, "k": 5}),
+                        {"Content-Type": "application/json"},
+                    )
                 else:
                     j = i % len(images)
                     fields = {"k": "5"} if kind == "image" else {"classes": json.dumps(CLASSES)}
                     field = "image" if kind == "image" else "images"
                     body, ctype = multipart(fields, [(field, f"{j}.png", images[j])])
-                    conn.request("POST", "/search" if kind == "image" else "/classify", body,
-                                 {"Content-Type": ctype})
+                    conn.request(
+                        "POST",
+                        "/search" if kind == "image" else "/classify",
+                        body,
+                        {"Content-Type": ctype},
+                    )
                 response = conn.getresponse()
                 payload = json.loads(response.read())
                 elapsed = time.perf_counter() - t0
@@ -111,8 +147,9 @@ def test_32_clients_for_20_seconds_get_the_librarys_answers(cli_server, toy_enco
                     want = text[q]
                     assert_same_hits(rec["hits"], want.ids[0], want.scores[0], want.captions[0])
                 elif kind == "image":
-                    assert_same_hits(rec["hits"], image_hits.ids[j], image_hits.scores[j],
-                                     image_hits.captions[j])
+                    assert_same_hits(
+                        rec["hits"], image_hits.ids[j], image_hits.scores[j], image_hits.captions[j]
+                    )
                 else:
                     np.testing.assert_allclose(rec["probabilities"], proba[j], atol=1e-5)
                     assert rec["label"] == CLASSES[int(np.argmax(proba[j]))]
@@ -142,6 +179,8 @@ def test_32_clients_for_20_seconds_get_the_librarys_answers(cli_server, toy_enco
     assert batches["items"] >= counts["search"] + counts["image"]
     assert batches["largest_batch"] > 1  # concurrent requests were batched
     p50, p99 = np.percentile(latencies, [50, 99])
-    print(f"\nload test: {total} requests in {SECONDS:.0f} s ({total / SECONDS:.1f}/s) from "
-          f"{CLIENTS} clients, {counts}; p50 {1000 * p50:.0f} ms, p99 {1000 * p99:.0f} ms; "
-          f"search batches: {batches}")
+    print(
+        f"\nload test: {total} requests in {SECONDS:.0f} s ({total / SECONDS:.1f}/s) from "
+        f"{CLIENTS} clients, {counts}; p50 {1000 * p50:.0f} ms, p99 {1000 * p99:.0f} ms; "
+        f"search batches: {batches}"
+    )

@@ -17,9 +17,17 @@ from .helpers import LiveServer, make_service, toy_png
 
 selenium = pytest.importorskip("selenium", reason="selenium is in the dev extra")
 
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--window-size=1280,900")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1280,900",
+)
 
 
 def _binary(names: tuple[str, ...]) -> str | None:
@@ -35,8 +43,10 @@ def browser(tmp_path_factory):
     chromium = _binary(("/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"))
     driver = _binary(("/usr/bin/chromedriver", "chromedriver"))
     if chromium is None or driver is None:
-        pytest.skip("Chromium and chromedriver are not installed (apt-get install chromium "
-                    "chromium-driver); the page test needs a real browser.")
+        pytest.skip(
+            "Chromium and chromedriver are not installed (apt-get install chromium "
+            "chromium-driver); the page test needs a real browser."
+        )
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service as DriverService
 
@@ -133,9 +143,12 @@ def test_upload_an_image_and_see_a_label(browser, page_server, toy_encoder, tmp_
     Select(browser.find_element(By.ID, "descriptors")).select_by_value("")
     classes.send_keys("orange star\nblue ring\ngreen square")
     browser.find_element(By.ID, "query").click()  # blur: the change event re-runs
-    _wait(browser, lambda b: b.find_element(By.ID, "label").text.startswith(("orange star",
-                                                                              "blue ring",
-                                                                              "green square")))
+    _wait(
+        browser,
+        lambda b: b.find_element(By.ID, "label").text.startswith(
+            ("orange star", "blue ring", "green square")
+        ),
+    )
     bars = browser.find_elements(By.CSS_SELECTOR, "#class-bars .bar-row .name")
     assert sorted(b.text for b in bars) == ["blue ring", "green square", "orange star"]
     assert bars[0].text == "orange star"

@@ -24,15 +24,13 @@ def llm_server() -> Iterator[ToyLLMServer]:
 
 
 @pytest.fixture
-def make_client(
-    llm_server: ToyLLMServer, tmp_path: Path
-) -> Callable[..., OpenAIChatClient]:
+def make_client(llm_server: ToyLLMServer, tmp_path: Path) -> Callable[..., OpenAIChatClient]:
     """Build real openai-backed clients for the server, sharing one cache folder per test."""
 
     def make(offline: bool = False, **overrides) -> OpenAIChatClient:
-        settings = {"model": MODEL, "base_url": llm_server.base_url,
-                    "timeout": 5.0, **overrides}
-        return OpenAIChatClient(LLMConfig(**settings), cache=LLMCache(tmp_path / "llm-cache"),
-                                offline=offline)
+        settings = {"model": MODEL, "base_url": llm_server.base_url, "timeout": 5.0, **overrides}
+        return OpenAIChatClient(
+            LLMConfig(**settings), cache=LLMCache(tmp_path / "llm-cache"), offline=offline
+        )
 
     return make

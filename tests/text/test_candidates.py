@@ -14,20 +14,49 @@ from zsvl.text.pos import HeuristicTagger, coarse_tag, get_tagger, penn_tag
 # alt-text-like captions of three images, with the usual noise: URLs, file names, <tags>,
 # hyphens, digits, capitals, plurals, medium words
 CAPTIONS = [
-    ["Grey wolves running in the snow - stock photo", "grey wolf (Canis lupus) in snow.jpg",
-     "Wolf pack at http://example.com/wolves.png", "<b>Wolves</b> in winter snow",
-     "a lone wolf howling, winter 2019", "Image of grey wolf", "wolves & snow",
-     "T-shirt with a wolf print", "two wolves playing in the snow", "Winter wolves"],
-    ["berries and potatoes in a glass bowl", "Glass bowl of berries", "the bus stops",
-     "a bus on the street", "fresh berries", "potatoes, berries", "red bus",
-     "glasses on a table", "a kitchen table with a glass", "a Double-decker bus"],
+    [
+        "Grey wolves running in the snow - stock photo",
+        "grey wolf (Canis lupus) in snow.jpg",
+        "Wolf pack at http://example.com/wolves.png",
+        "<b>Wolves</b> in winter snow",
+        "a lone wolf howling, winter 2019",
+        "Image of grey wolf",
+        "wolves & snow",
+        "T-shirt with a wolf print",
+        "two wolves playing in the snow",
+        "Winter wolves",
+    ],
+    [
+        "berries and potatoes in a glass bowl",
+        "Glass bowl of berries",
+        "the bus stops",
+        "a bus on the street",
+        "fresh berries",
+        "potatoes, berries",
+        "red bus",
+        "glasses on a table",
+        "a kitchen table with a glass",
+        "a Double-decker bus",
+    ],
     ["Portrait of a smiling woman", "woman smiling portrait photo", "x"],
     [],
 ]
 
 _KEEP = {"NN", "NNS", "NNP", "NNPS", "JJ", "JJR", "JJS", "VBG", "VBN"}
-_DROP = {"image", "photo", "picture", "thumbnail", "logo", "symbol", "clipart", "portrait",
-         "painting", "illustration", "icon", "profile"}
+_DROP = {
+    "image",
+    "photo",
+    "picture",
+    "thumbnail",
+    "logo",
+    "symbol",
+    "clipart",
+    "portrait",
+    "painting",
+    "illustration",
+    "icon",
+    "profile",
+}
 
 
 def _vic_words(captions, tag):
@@ -62,9 +91,12 @@ def _vic_words(captions, tag):
     words = ["".join(c for c in w if c in string.ascii_letters) for w in words]
     words = [w.lower() for w in words if w]
     engine = inflect.engine()
-    words = [engine.singular_noun(w) or w
-             if w.endswith("s") and w[-2:] not in ("ss", "us", "is") and w[-3:] not in
-             ("ies", "oes") else w for w in words]
+    words = [
+        engine.singular_noun(w) or w
+        if w.endswith("s") and w[-2:] not in ("ss", "us", "is") and w[-3:] not in ("ies", "oes")
+        else w
+        for w in words
+    ]
     words = [w for w in words if w not in _DROP]
     counts = {w: words.count(w) for w in words}
     need = min(2, max(counts.values(), default=0))
@@ -74,9 +106,21 @@ def _vic_words(captions, tag):
 
 def _lexicon_tagger(tokens):
     """A fixed toy tagger: a few known adjectives and verbs, everything else a noun."""
-    known = {"grey": "JJ", "red": "JJ", "fresh": "JJ", "running": "VBG", "playing": "VBG",
-             "smiling": "VBG", "the": "DT", "and": "CC", "with": "IN", "stop": "VBZ",
-             "two": "CD", "lone": "JJ", "howling": "VBG"}
+    known = {
+        "grey": "JJ",
+        "red": "JJ",
+        "fresh": "JJ",
+        "running": "VBG",
+        "playing": "VBG",
+        "smiling": "VBG",
+        "the": "DT",
+        "and": "CC",
+        "with": "IN",
+        "stop": "VBZ",
+        "two": "CD",
+        "lone": "JJ",
+        "howling": "VBG",
+    }
     return [known.get(t, "NN") for t in tokens]
 
 
@@ -114,11 +158,20 @@ def test_default_tagger_is_offline_and_penn():
 def test_heuristic_fallback_and_tag_maps():
     name, tag = get_tagger("heuristic")
     assert name == "heuristic" and isinstance(tag, HeuristicTagger)
-    assert [penn_tag(t, c) for t, c in zip(["dogs", "red", "running", "the"],
-                                           tag(["dogs", "red", "running", "the"]), strict=True)] \
-        == ["NNS", "JJ", "VBG", "XX"]
-    assert [coarse_tag(t) for t in ("NNS", "JJR", "VBG", "RB", "DT", "NOUN")] == \
-        ["NOUN", "ADJ", "VERB", "ADV", "OTHER", "NOUN"]
+    assert [
+        penn_tag(t, c)
+        for t, c in zip(
+            ["dogs", "red", "running", "the"], tag(["dogs", "red", "running", "the"]), strict=True
+        )
+    ] == ["NNS", "JJ", "VBG", "XX"]
+    assert [coarse_tag(t) for t in ("NNS", "JJR", "VBG", "RB", "DT", "NOUN")] == [
+        "NOUN",
+        "ADJ",
+        "VERB",
+        "ADV",
+        "OTHER",
+        "NOUN",
+    ]
     assert "wolf" in CandidateExtractor(tagger="heuristic")(CAPTIONS[0])
     with pytest.raises(InvalidParameterError, match="tagger must be one of"):
         get_tagger("flair")

@@ -24,9 +24,20 @@ def test_generate_command_writes_a_store_and_replays_offline(llm_server, tmp_pat
     classes = tmp_path / "classes.txt"
     classes.write_text("blue striped square\nred solid circle\n")
     out = tmp_path / "d.json"
-    args = ["descriptors", "generate", "--classes-file", str(classes), "--out", str(out),
-            "--model", MODEL, "--base-url", llm_server.base_url, "--cache-dir",
-            str(tmp_path / "cache")]
+    args = [
+        "descriptors",
+        "generate",
+        "--classes-file",
+        str(classes),
+        "--out",
+        str(out),
+        "--model",
+        MODEL,
+        "--base-url",
+        llm_server.base_url,
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    ]
     assert main(args) == 0
     assert "2 classes, 14 descriptors" in capsys.readouterr().out
     ds = DescriptorSet.load(out)
@@ -44,9 +55,20 @@ def test_generate_command_writes_a_store_and_replays_offline(llm_server, tmp_pat
 def test_generate_command_timeout_and_retries(llm_server, tmp_path, capsys):
     classes = tmp_path / "classes.txt"
     classes.write_text("red solid circle\n")
-    args = ["descriptors", "generate", "--classes-file", str(classes), "--out",
-            str(tmp_path / "d.json"), "--model", MODEL, "--base-url", llm_server.base_url,
-            "--cache-dir", str(tmp_path / "cache")]
+    args = [
+        "descriptors",
+        "generate",
+        "--classes-file",
+        str(classes),
+        "--out",
+        str(tmp_path / "d.json"),
+        "--model",
+        MODEL,
+        "--base-url",
+        llm_server.base_url,
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    ]
     llm_server.timeout_sleep = 1.0
     llm_server.script("timeout")
     assert main([*args, "--timeout", "0.3", "--max-retries", "0"]) == 2
@@ -64,8 +86,18 @@ def test_import_command_reports_and_converts(tmp_path, capsys):
     classes = tmp_path / "classes.txt"
     classes.write_text("Abyssinian\nBengal\n")
     out = tmp_path / "zsvl.json"
-    code = main(["descriptors", "import", str(src), "--classes-file", str(classes),
-                 "--out", str(out), "--strict"])
+    code = main(
+        [
+            "descriptors",
+            "import",
+            str(src),
+            "--classes-file",
+            str(classes),
+            "--out",
+            str(out),
+            "--strict",
+        ]
+    )
     text = capsys.readouterr().out
     assert code == 1 and "missing: 1 ('Abyssinian')" in text and "extra: 1 ('Sphynx')" in text
     assert load_descriptors(out)["Bengal"] == ("spotted coat",)
@@ -88,8 +120,13 @@ def test_shipped_files_are_what_the_server_and_client_produce(llm_server, tmp_pa
     spec = TOY_DATASETS[0]
     config = LLMConfig(model=MODEL, base_url=llm_server.base_url, concurrency=8)
     for style in ("cbd", "fudd"):
-        fresh, _ = generate_descriptor_file(spec.classnames, tmp_path / f"{style}.json",
-                                            style=style, config=config, cache_dir=tmp_path)
+        fresh, _ = generate_descriptor_file(
+            spec.classnames,
+            tmp_path / f"{style}.json",
+            style=style,
+            config=config,
+            cache_dir=tmp_path,
+        )
         shipped = load_descriptors(f"{spec.folder}_{style}")
         assert fresh.descriptors == shipped.descriptors and fresh.pairs == shipped.pairs
 
@@ -100,8 +137,9 @@ def test_explain_images_with_any_encoder():
     from zsvl.api import explain_images
 
     enc = BagOfWordsEncoder(32)
-    ds = DescriptorSet.from_lists(["red circle", "blue square"],
-                                  [["round", "red colour"], ["four sides", "blue colour"]])
+    ds = DescriptorSet.from_lists(
+        ["red circle", "blue square"], [["round", "red colour"], ["four sides", "blue colour"]]
+    )
     images = enc.images_of(["red round", "blue four sides"], noise=0.5)
     out = explain_images(np.asarray(images), ds, model=enc, top=2)
     assert [r["label"] for r in out["results"]] == ["red circle", "blue square"]

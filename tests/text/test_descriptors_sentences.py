@@ -21,14 +21,35 @@ from zsvl.text.sentences import (
 # descriptors as LLM-written files have them: bare noun phrases, verbs, articles, capitals,
 # pronoun openers, trailing periods, subjects of their own
 DESCRIPTORS = [
-    "antennae", "almond-shaped eyes", "a seabird", "an orange beak", "A long tail",
-    "abdomen with yellow bands", "has no corners", "hasty flight", "often found near water",
-    "typically brown", "may have spots", "mayfly-like wings", "can be red", "canvas texture",
-    "used for cutting", "user interface on a screen", "four equal sides",
-    "the bands are of different widths", "the bands may be curved or straight",
-    "It is a seabird.", "They have long legs.", "it's red", "- black and white plumage",
-    "made of wood", "webbed feet", "", "  two   spaces ", "usually served in a glass",
-    "the word \"ambulance\" written on the side",
+    "antennae",
+    "almond-shaped eyes",
+    "a seabird",
+    "an orange beak",
+    "A long tail",
+    "abdomen with yellow bands",
+    "has no corners",
+    "hasty flight",
+    "often found near water",
+    "typically brown",
+    "may have spots",
+    "mayfly-like wings",
+    "can be red",
+    "canvas texture",
+    "used for cutting",
+    "user interface on a screen",
+    "four equal sides",
+    "the bands are of different widths",
+    "the bands may be curved or straight",
+    "It is a seabird.",
+    "They have long legs.",
+    "it's red",
+    "- black and white plumage",
+    "made of wood",
+    "webbed feet",
+    "",
+    "  two   spaces ",
+    "usually served in a glass",
+    'the word "ambulance" written on the side',
 ]
 
 
@@ -52,8 +73,11 @@ def test_reference_style_reproduces_the_reference_strings(imagenet):
     names = ["great_white_shark", "zebra", "tench"]
     lists = [DESCRIPTORS[:15], DESCRIPTORS[15:], []]  # the last class has no descriptors
     texts, owners = build_sentences(names, lists, template=template, style="reference")
-    expected = [_reference_sentence(n, d, imagenet)
-                for n, items in zip(names, lists, strict=True) for d in (items or [""])]
+    expected = [
+        _reference_sentence(n, d, imagenet)
+        for n, items in zip(names, lists, strict=True)
+        for d in (items or [""])
+    ]
     assert texts == expected
     assert owners == [0] * 15 + [1] * (len(DESCRIPTORS) - 15) + [2]
     # the examples and the empty-class fallback, spelled out
@@ -66,8 +90,10 @@ def test_reference_style_reproduces_the_reference_strings(imagenet):
 def test_default_style_fixes_the_rule_and_keeps_content():
     say = lambda d: descriptor_sentence("zebra", d)  # noqa: E731
     assert say("antennae") == "zebra, which has antennae."
-    assert say("the bands are of different widths") == \
-        "zebra, which has the bands are of different widths."  # the subject noun stays
+    assert (
+        say("the bands are of different widths")
+        == "zebra, which has the bands are of different widths."
+    )  # the subject noun stays
     assert say("almond-shaped eyes") == "zebra, which has almond-shaped eyes."
     assert say("a seabird") == "zebra, which is a seabird."
     assert say("A long tail") == "zebra, which is a long tail."
@@ -137,9 +163,10 @@ def test_clean_descriptor(raw, clean):
 def test_sentences():
     assert descriptor_sentence("sea_gull", "It is a seabird.") == "sea gull, which is a seabird."
     assert descriptor_sentence("cat", "It has pointed ears.") == "cat, which has pointed ears."
-    assert (descriptor_sentence("cardinal", "red feathers", template=WAFFLE_TEMPLATE,
-                                concept="bird")
-            == "A photo of a bird: A photo of a cardinal, which has red feathers.")
+    assert (
+        descriptor_sentence("cardinal", "red feathers", template=WAFFLE_TEMPLATE, concept="bird")
+        == "A photo of a bird: A photo of a cardinal, which has red feathers."
+    )
     assert descriptor_sentence("cat", "x", template="{d}") == "x"
     with pytest.raises(InvalidParameterError, match="needs"):
         descriptor_sentence("cat", "x", template="a photo")
@@ -174,12 +201,18 @@ def test_descriptor_classifier_reference_style():
     ds = DescriptorSet.from_lists(names, lists)
     enc = BagOfWordsEncoder(16)
     ref = DescriptorClassifier(enc, ds, sentence_style="reference").fit()
-    assert ref.texts_ == [_reference_sentence(n, d, False)
-                          for n, items in zip(names, lists, strict=True) for d in items or [""]]
+    assert ref.texts_ == [
+        _reference_sentence(n, d, False)
+        for n, items in zip(names, lists, strict=True)
+        for d in items or [""]
+    ]
     assert list(ref.text_owner_) == [0, 0, 1, 2] and ref.fallback_classes_ == []
     imagenet = DescriptorClassifier(enc, ds, sentence_style="reference", template=CBD_TEMPLATE)
     assert imagenet.fit().texts_[-1] == "tench, which has ."
     default = DescriptorClassifier(enc, ds).fit()
-    assert default.texts_[:3] == ["zebra, which has the bands are of different widths.",
-                                  "zebra, which has stripes.", "ant, which has antennae."]
+    assert default.texts_[:3] == [
+        "zebra, which has the bands are of different widths.",
+        "zebra, which has stripes.",
+        "ant, which has antennae.",
+    ]
     assert default.fallback_classes_ == ["tench"]

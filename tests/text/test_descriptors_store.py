@@ -16,7 +16,9 @@ PETS = ["Abyssinian", "Bengal", "Birman"]
 def _set() -> DescriptorSet:
     pairs = {(2, 0): (PairAttribute("fur", "long white fur", "short ticked fur"),)}
     return DescriptorSet.from_lists(
-        PETS, [["ticked coat"], ["spotted coat", "muscular"], []], pairs=pairs,
+        PETS,
+        [["ticked coat"], ["spotted coat", "muscular"], []],
+        pairs=pairs,
         provenance={"style": "cbd", "model": "m"},
     )
 
@@ -38,7 +40,9 @@ def test_align_reorders_by_name_and_moves_pairs():
     ds = _set().align(["Birman", "Abyssinian", "Bengal"])
     assert ds.descriptors == ((), ("ticked coat",), ("spotted coat", "muscular"))
     assert ds.pair(0, 1) == [("fur", "long white fur", "short ticked fur")]
-    with pytest.raises(InvalidParameterError, match=r"no entry for 1 of the 2 classes: \['Sphynx'\]"):
+    with pytest.raises(
+        InvalidParameterError, match=r"no entry for 1 of the 2 classes: \['Sphynx'\]"
+    ):
         _set().align(["Sphynx", "Bengal"])
 
 
@@ -54,8 +58,10 @@ def test_validation_errors():
 def test_cbd_import_uses_the_class_list_not_key_order(tmp_path):
     # the CBD Pets defect: file keys in another order than the labels
     path = tmp_path / "cbd.json"
-    path.write_text('{"birman": ["It is a long-haired cat."], "Bengal": ["spotted coat."],'
-                    ' "Abyssinian": ["ticked coat", "ticked coat"], "Sphynx": ["hairless"]}')
+    path.write_text(
+        '{"birman": ["It is a long-haired cat."], "Bengal": ["spotted coat."],'
+        ' "Abyssinian": ["ticked coat", "ticked coat"], "Sphynx": ["hairless"]}'
+    )
     ds, report = import_cbd(path, PETS)
     assert ds.classes.names == tuple(PETS)
     assert ds.descriptors == (("ticked coat",), ("spotted coat",), ("a long-haired cat",))
@@ -79,19 +85,28 @@ def test_import_reports_missing_duplicate_keys_and_empty(tmp_path, caplog):
 
 
 def test_cupl_keeps_sentences_and_notes_repeated_names():
-    ds, report = import_cupl({"crane": ["A crane is a tall bird.", "It has long legs."]},
-                             ["crane", "crane"])
-    assert ds.descriptors[0] == ds.descriptors[1] == ("A crane is a tall bird.", "It has long legs.")
+    ds, report = import_cupl(
+        {"crane": ["A crane is a tall bird.", "It has long legs."]}, ["crane", "crane"]
+    )
+    assert (
+        ds.descriptors[0] == ds.descriptors[1] == ("A crane is a tall bird.", "It has long legs.")
+    )
     assert ds.provenance["style"] == "cupl"
     assert any("repeat" in n for n in report.notes)
 
 
 def test_fudd_import(tmp_path):
     data = {
-        "0_1": {"classes": [0, 1], "prompt_pairs": [
-            {"attr_type": "coat", "prompt_pair": ["a ticked coat", "a spotted coat"]}]},
-        "2_0": {"classes": [2, 0], "prompt_pairs": [
-            {"attr_type": "fur", "prompt_pair": ["long fur", "short fur"]}]},
+        "0_1": {
+            "classes": [0, 1],
+            "prompt_pairs": [
+                {"attr_type": "coat", "prompt_pair": ["a ticked coat", "a spotted coat"]}
+            ],
+        },
+        "2_0": {
+            "classes": [2, 0],
+            "prompt_pairs": [{"attr_type": "fur", "prompt_pair": ["long fur", "short fur"]}],
+        },
         "0_2": {"classes": [0, 2], "prompt_pairs": []},
         "1_2": {"classes": [1, 2], "prompt_pairs": [{"attr_type": "x", "prompt_pair": ["a"]}]},
         "1_7": {"classes": [1, 7], "prompt_pairs": []},
@@ -122,12 +137,17 @@ def test_import_reports_classes_that_differ_only_in_case_or_underscore(tmp_path)
     from zsvl.text.importers import import_descriptors
 
     src = tmp_path / "cbd.json"
-    src.write_text(json.dumps({"crane": ["long legs"], "tree frog": ["sticky toe pads"],
-                               "oak": ["lobed leaves"]}))
+    src.write_text(
+        json.dumps(
+            {"crane": ["long legs"], "tree frog": ["sticky toe pads"], "oak": ["lobed leaves"]}
+        )
+    )
     ds, report = import_descriptors(src, ["Crane", "crane", "tree_frog", "Tree Frog", "oak"])
     assert not report.ok and len(report.collisions) == 2
-    assert "['Crane', 'crane']" in report.collisions[0] and "kept for 'crane' only" in \
-        report.collisions[0]
+    assert (
+        "['Crane', 'crane']" in report.collisions[0]
+        and "kept for 'crane' only" in report.collisions[0]
+    )
     assert "used for none" in report.collisions[1]
     assert ds["crane"] == ("long legs",) and ds["Crane"] == ()  # never shared
     assert ds["tree_frog"] == () and ds["Tree Frog"] == () and ds["oak"] == ("lobed leaves",)

@@ -70,8 +70,9 @@ def test_replay_with_server_stopped_and_missing_requests_listed(make_client, llm
 def test_retries_after_429_and_500(make_client, llm_server):
     llm_server.script("429", "500")
     client = make_client()
-    assert client.complete([{"role": "user", "content": "How can you identify a red solid "
-                             "circle in a photo?"}]).startswith("- You can tell a red solid circle")
+    assert client.complete(
+        [{"role": "user", "content": "How can you identify a red solid circle in a photo?"}]
+    ).startswith("- You can tell a red solid circle")
     assert client.usage.retries == 2 and client.usage.requests == 1
     assert llm_server.stats["status"] == {429: 1, 500: 1, 200: 1}
 
@@ -81,8 +82,15 @@ def test_retries_after_a_timeout(make_client, llm_server):
     llm_server.script("timeout")
     client = make_client(timeout=0.4)
     start = time.perf_counter()
-    answer = client.complete([{"role": "user", "content": "What are useful visual features for "
-                               "distinguishing a red solid circle in a photo?"}])
+    answer = client.complete(
+        [
+            {
+                "role": "user",
+                "content": "What are useful visual features for "
+                "distinguishing a red solid circle in a photo?",
+            }
+        ]
+    )
     assert parse_list(answer) == list(_traits("red solid circle"))
     assert client.usage.retries == 1
     assert time.perf_counter() - start < 1.4  # did not wait for the hung request
@@ -126,8 +134,9 @@ def test_failure_policy_raise_or_record(make_client, llm_server, caplog):
 
 def test_bounded_concurrency(make_client, llm_server):
     llm_server.delay = 0.25
-    names = [f"{c} {p} circle" for c in ("red", "blue", "orange", "purple")
-             for p in ("solid", "dotted")]
+    names = [
+        f"{c} {p} circle" for c in ("red", "blue", "orange", "purple") for p in ("solid", "dotted")
+    ]
     batch = [[{"role": "user", "content": f"Describe what a {n} looks like."}] for n in names]
     make_client(concurrency=4).complete_many(batch)
     assert 2 <= llm_server.stats["max_in_flight"] <= 4
@@ -151,8 +160,7 @@ def test_missing_key_for_the_openai_endpoint_is_a_clear_error(monkeypatch, tmp_p
     from zsvl.text.llm_cache import LLMCache
 
     monkeypatch.delenv("ZSVL_NO_SUCH_KEY", raising=False)
-    client = OpenAIChatClient(LLMConfig(api_key_env="ZSVL_NO_SUCH_KEY"),
-                              cache=LLMCache(tmp_path))
+    client = OpenAIChatClient(LLMConfig(api_key_env="ZSVL_NO_SUCH_KEY"), cache=LLMCache(tmp_path))
     with pytest.raises(LLMError, match="set the environment variable ZSVL_NO_SUCH_KEY"):
         client.complete([{"role": "user", "content": "hi"}])
 

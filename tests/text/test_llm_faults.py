@@ -22,8 +22,13 @@ from zsvl.text.llm_cache import LLMCache
 from zsvl.toy.world import class_traits
 
 CLASSES = ["red solid circle", "blue dotted hexagon"]
-ASK = [{"role": "user", "content": "What are useful visual features for distinguishing a red "
-        "solid circle in a photo?"}]
+ASK = [
+    {
+        "role": "user",
+        "content": "What are useful visual features for distinguishing a red "
+        "solid circle in a photo?",
+    }
+]
 
 
 def _traits(name: str) -> tuple[str, ...]:
@@ -44,8 +49,11 @@ def test_truncated_json_body_is_a_clear_error_and_not_cached(make_client, llm_se
 
 def test_html_page_with_status_200_is_a_clear_error(make_client, llm_server):
     llm_server.script("html", "html")
-    with pytest.raises(LLMError, match=r"not a chat completion \(text/html.*Welcome to nginx.*"
-                                       r"base_url"):
+    with pytest.raises(
+        LLMError,
+        match=r"not a chat completion \(text/html.*Welcome to nginx.*"
+        r"base_url",
+    ):
         make_client().complete(ASK)
     with pytest.raises(LLMError, match="not a chat completion"):
         generate_descriptors(CLASSES[:1], make_client())
@@ -90,11 +98,12 @@ def test_cache_is_keyed_by_the_endpoint(make_client, llm_server, tmp_path):
         assert other.stats["requests"] == 1 and second.usage.cache_hits == 0
     assert result[CLASSES[0]][-1] == "served by the second endpoint"
     assert {json.loads(p.read_text())["endpoint"] for p in cache.root.glob("??/*.json")} == {
-        llm_server.base_url, other.base_url}
+        llm_server.base_url,
+        other.base_url,
+    }
 
 
-def test_a_401_body_that_echoes_the_key_is_redacted(make_client, llm_server, monkeypatch,
-                                                    caplog):
+def test_a_401_body_that_echoes_the_key_is_redacted(make_client, llm_server, monkeypatch, caplog):
     secret = "sk-live-0123456789abcdefSECRET"
     monkeypatch.setenv("ZSVL_TEST_KEY", secret)
     llm_server.script("401")
@@ -120,8 +129,11 @@ def test_timeout_is_configurable_and_bounds_each_attempt(make_client, llm_server
     llm_server.script("timeout", "timeout")
     client = make_client(timeout=0.3, max_retries=1)
     start = time.perf_counter()
-    with pytest.raises(LLMError, match=r"kept failing \(APITimeoutError\) after 1 retries "
-                                       r"\(timeout 0.3 s"):
+    with pytest.raises(
+        LLMError,
+        match=r"kept failing \(APITimeoutError\) after 1 retries "
+        r"\(timeout 0.3 s",
+    ):
         client.complete(ASK)
     assert time.perf_counter() - start < 1.4  # two 0.3 s attempts and one short backoff
     assert client.usage.retries == 1 and len(client.cache) == 0
@@ -129,13 +141,17 @@ def test_timeout_is_configurable_and_bounds_each_attempt(make_client, llm_server
 
 
 def test_descriptions_that_name_another_class_are_reported_or_dropped(make_client, llm_server):
-    llm_server.extra_items = {CLASSES[0]: ["not a blue dotted hexagon", "smaller than a red "
-                                           "solid circle usually is"]}
+    llm_server.extra_items = {
+        CLASSES[0]: ["not a blue dotted hexagon", "smaller than a red solid circle usually is"]
+    }
     kept = generate_descriptors(CLASSES, make_client())
-    assert kept[CLASSES[0]][-2:] == ("not a blue dotted hexagon",
-                                     "smaller than a red solid circle usually is")
+    assert kept[CLASSES[0]][-2:] == (
+        "not a blue dotted hexagon",
+        "smaller than a red solid circle usually is",
+    )
     assert kept.provenance["mentions"] == [
-        {"class": CLASSES[0], "text": "not a blue dotted hexagon", "names": CLASSES[1]}]
+        {"class": CLASSES[0], "text": "not a blue dotted hexagon", "names": CLASSES[1]}
+    ]
     dropped = generate_descriptors(CLASSES, make_client(), on_mention="drop")
     assert "not a blue dotted hexagon" not in dropped[CLASSES[0]]
     assert dropped[CLASSES[1]] == _traits(CLASSES[1]) and len(dropped.provenance["mentions"]) == 1

@@ -60,8 +60,9 @@ def test_unparsable_pairs():
 
 
 def test_prompt_files_are_versioned_and_render():
-    assert {"cbd", "cupl_describe", "cupl_identify", "cupl_caption", "fudd_pair",
-            "concept"} <= set(list_prompts())
+    assert {"cbd", "cupl_describe", "cupl_identify", "cupl_caption", "fudd_pair", "concept"} <= set(
+        list_prompts()
+    )
     cbd = load_prompt("cbd")
     assert cbd.id == "cbd@v1" and len(cbd.sha256) == 64 and cbd.answer == "list"
     messages = cbd.render(c="red circle")

@@ -93,8 +93,9 @@ def test_class_names_beat_shuffled_names(toy):
     images, labels = render_split(spec, "test", per_class=10)
     features = encode_images(model, preprocess, images)
     names = list(spec.classnames)
-    right = zero_shot_accuracy(features, class_weights(model, tokenizer, names, [spec.template]),
-                               labels)
+    right = zero_shot_accuracy(
+        features, class_weights(model, tokenizer, names, [spec.template]), labels
+    )
     shuffled = names[1:] + names[:1]
     wrong = zero_shot_accuracy(
         features, class_weights(model, tokenizer, shuffled, [spec.template]), labels

@@ -68,8 +68,7 @@ def test_fine_grained_classes_are_unique_and_one_attribute_from_a_neighbour():
     assert len(set(tuples)) == len(tuples)
     for c in classes:
         neighbours = [
-            o for o in classes
-            if sum(c.attributes[k] != o.attributes[k] for k in c.attributes) == 1
+            o for o in classes if sum(c.attributes[k] != o.attributes[k] for k in c.attributes) == 1
         ]
         assert neighbours, c.name
 

@@ -97,7 +97,10 @@ class ShotEmbeddings:
 
 
 def random_resized_crop_box(
-    rng: np.random.Generator, width: int, height: int, scale: tuple[float, float],
+    rng: np.random.Generator,
+    width: int,
+    height: int,
+    scale: tuple[float, float],
     ratio: tuple[float, float],
 ) -> tuple[int, int, int, int]:
     """(left, top, right, bottom) of a random crop, torchvision's RandomResizedCrop rule:
@@ -184,7 +187,7 @@ def encode_shots(
     side = size or model_input_size(encoder)
     chunks = []
     for start in range(0, len(items), images_per_call):
-        batch = items[start:start + images_per_call]
+        batch = items[start : start + images_per_call]
         views = [v for item in batch for v in augmented_views(item, config, side)]
         emb = encoder.encode_images(views, batch_size=batch_size, on_error="raise").embeddings
         chunks.append(np.asarray(emb, dtype=np.float32).reshape(len(batch), config.n_views, -1))
@@ -192,7 +195,8 @@ def encode_shots(
     all_views = np.concatenate(chunks) if chunks else np.zeros((0, config.n_views, dim), np.float32)
     plain_emb = None
     if plain:
-        plain_emb = np.asarray(encoder.encode_images(items, batch_size=batch_size).embeddings,
-                               dtype=np.float32)
+        plain_emb = np.asarray(
+            encoder.encode_images(items, batch_size=batch_size).embeddings, dtype=np.float32
+        )
     logger.debug("encoded %d images x %d views", len(items), config.n_views)
     return ShotEmbeddings(all_views, plain_emb)

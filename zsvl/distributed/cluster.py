@@ -79,8 +79,11 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> Any:
     ray = import_ray()
     if ray.is_initialized():
         return ray
-    kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True,
-                              "include_dashboard": False}
+    kwargs: dict[str, Any] = {
+        "logging_level": logging.WARNING,
+        "log_to_driver": True,
+        "include_dashboard": False,
+    }
     if address is None and num_cpus is not None:
         address = "local"
     if address == "local":

@@ -33,8 +33,9 @@ __all__ = ["encode_to_shards_ray"]
 logger = logging.getLogger(__name__)
 
 
-def _pool(engine: Any, ray: Any, encoder: Any, out: Path, batch_size: int, model: str | None
-          ) -> tuple[Any, Any, list[Any]]:
+def _pool(
+    engine: Any, ray: Any, encoder: Any, out: Path, batch_size: int, model: str | None
+) -> tuple[Any, Any, list[Any]]:
     """An ActorPool with two slots per encoder actor, the object ref of the encoder source (held
     by the caller for the pool's life: a restarted actor reads its arguments again), the actors."""
     from ray.util import ActorPool
@@ -54,10 +55,13 @@ def _pool(engine: Any, ray: Any, encoder: Any, out: Path, batch_size: int, model
     source = EncoderSource(encoder, model)
     source_ref = ray.put(source)
     cls = ray.remote(ShardEncoder).options(
-        num_cpus=engine.cpus_per_actor, num_gpus=gpus, max_restarts=-1, max_task_retries=-1)
+        num_cpus=engine.cpus_per_actor, num_gpus=gpus, max_restarts=-1, max_task_retries=-1
+    )
     device = "cuda" if gpus > 0 else "cpu"
-    actors = [cls.remote(source_ref, str(out / EMBEDDINGS_DIR), batch_size, device, engine.hook)
-              for _ in range(n)]
+    actors = [
+        cls.remote(source_ref, str(out / EMBEDDINGS_DIR), batch_size, device, engine.hook)
+        for _ in range(n)
+    ]
     logger.info("%d encoder actors (%s CPU, %s GPU each).", n, engine.cpus_per_actor, gpus)
     return ActorPool(actors + actors), source_ref, actors
 
@@ -65,8 +69,13 @@ def _pool(engine: Any, ray: Any, encoder: Any, out: Path, batch_size: int, model
 class _Tracker:
     """Records finished shards in the build state (dense prefix + those ahead) and reports."""
 
-    def __init__(self, out: Path, state: dict[str, Any], bar: Any,
-                 on_shard: Callable[[ShardInfo], None] | None) -> None:
+    def __init__(
+        self,
+        out: Path,
+        state: dict[str, Any],
+        bar: Any,
+        on_shard: Callable[[ShardInfo], None] | None,
+    ) -> None:
         self.out, self.state, self.bar, self.on_shard = out, state, bar, on_shard
         self.ahead = {s["index"]: s for s in state.get("shards_ahead", [])}
         self.workers: dict[str, list[float]] = {}
@@ -91,15 +100,21 @@ class _Tracker:
         total = sum(r for r, _ in self.workers.values())
         self.bar.set_postfix_str(
             f"{total / (time.perf_counter() - self.start):.0f} captions/s, "
-            f"{len(self.workers)} workers", refresh=False)
-        progress_line(f"shard {info['index']}: {rows} captions on {result['worker']} "
-                      f"({rows / seconds:.0f} captions/s)")
+            f"{len(self.workers)} workers",
+            refresh=False,
+        )
+        progress_line(
+            f"shard {info['index']}: {rows} captions on {result['worker']} "
+            f"({rows / seconds:.0f} captions/s)"
+        )
         if self.on_shard is not None:
             self.on_shard(ShardInfo(**info))
 
     def summary(self) -> None:
         for worker, (rows, seconds) in sorted(self.workers.items()):
-            line = f"worker {worker}: {rows:.0f} captions, {rows / max(seconds, 1e-9):.0f} captions/s"
+            line = (
+                f"worker {worker}: {rows:.0f} captions, {rows / max(seconds, 1e-9):.0f} captions/s"
+            )
             logger.info(line)
             progress_line(line)
 
@@ -120,10 +135,18 @@ def _unwrap(exc: BaseException) -> BaseException:
     return exc
 
 
-def encode_to_shards_ray(engine: Any, corpus: CaptionCorpus, encoder: Any, out: str | Path, *,
-                         shard_size: int = 65536, batch_size: int = 256, resume: bool = True,
-                         on_shard: Callable[[ShardInfo], None] | None = None,
-                         model: str | None = None) -> dict[str, Any]:
+def encode_to_shards_ray(
+    engine: Any,
+    corpus: CaptionCorpus,
+    encoder: Any,
+    out: str | Path,
+    *,
+    shard_size: int = 65536,
+    batch_size: int = 256,
+    resume: bool = True,
+    on_shard: Callable[[ShardInfo], None] | None = None,
+    model: str | None = None,
+) -> dict[str, Any]:
     """Encode every kept caption of ``corpus`` into ``<out>/embeddings`` on the cluster.
 
     Same shards, ids, state file and result as :func:`zsvl.index.encode.encode_to_shards`.
@@ -133,8 +156,11 @@ def encode_to_shards_ray(engine: Any, corpus: CaptionCorpus, encoder: Any, out: 
     if not isinstance(shard_size, int) or shard_size < 1:
         raise InvalidParameterError(f"shard_size must be an int >= 1. Got {shard_size!r}.")
     out = Path(out)
-    settings = {"corpus": corpus.settings(), "encoder": encoder_info(encoder),
-                "shard_size": shard_size}
+    settings = {
+        "corpus": corpus.settings(),
+        "encoder": encoder_info(encoder),
+        "shard_size": shard_size,
+    }
     state = _start_state(out, settings, resume)
     state["model"] = model_name(encoder, model)
     (out / EMBEDDINGS_DIR).mkdir(parents=True, exist_ok=True)
@@ -154,8 +180,10 @@ def encode_to_shards_ray(engine: Any, corpus: CaptionCorpus, encoder: Any, out: 
                     continue
                 while not pool.has_free():
                     tracker.record(pool.get_next_unordered())
-                pool.submit(lambda actor, v: actor.encode.remote(*v),
-                            (position, block.captions, block.ids, block.records, block.source_ids))
+                pool.submit(
+                    lambda actor, v: actor.encode.remote(*v),
+                    (position, block.captions, block.ids, block.records, block.source_ids),
+                )
             while pool.has_next():
                 tracker.record(pool.get_next_unordered())
         except ray.exceptions.RayError as exc:
@@ -171,10 +199,13 @@ def encode_to_shards_ray(engine: Any, corpus: CaptionCorpus, encoder: Any, out: 
     if not state["shards"]:
         raise InvalidParameterError(
             f"The corpus {corpus.path} yielded no captions ({corpus.stats.records} records read: "
-            f"{corpus.stats.as_dict()}); check the file, format= and column=.")
+            f"{corpus.stats.as_dict()}); check the file, format= and column=."
+        )
     if state.get("shards_ahead"):
-        raise RayClusterError(f"Shards {[s['index'] for s in state['shards_ahead']]} were encoded "
-                              f"but an earlier one is missing; run the build again to resume.")
+        raise RayClusterError(
+            f"Shards {[s['index'] for s in state['shards_ahead']]} were encoded "
+            f"but an earlier one is missing; run the build again to resume."
+        )
     state["encoded"] = True
     state["corpus_stats"] = corpus.stats.as_dict()
     state["encode_seconds"] += time.perf_counter() - start

@@ -36,22 +36,23 @@ class RayEngine:
     def __post_init__(self) -> None:
         if self.merge not in ("auto", "memory", "ondisk"):
             raise InvalidParameterError(
-                f"merge must be 'auto', 'memory' or 'ondisk'. Got {self.merge!r}.")
+                f"merge must be 'auto', 'memory' or 'ondisk'. Got {self.merge!r}."
+            )
         for name in ("actors", "fill_parts", "num_cpus"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise InvalidParameterError(f"{name} must be an int >= 1 or None. Got {value!r}.")
         if self.cpus_per_actor <= 0:
-            raise InvalidParameterError(
-                f"cpus_per_actor must be > 0. Got {self.cpus_per_actor!r}.")
+            raise InvalidParameterError(f"cpus_per_actor must be > 0. Got {self.cpus_per_actor!r}.")
 
     def connect(self) -> Any:
         from zsvl.distributed.cluster import connect
 
         return connect(self.address, num_cpus=self.num_cpus)
 
-    def encode_to_shards(self, corpus: Any, encoder: Any, out: str | Path, **kwargs: Any
-                         ) -> dict[str, Any]:
+    def encode_to_shards(
+        self, corpus: Any, encoder: Any, out: str | Path, **kwargs: Any
+    ) -> dict[str, Any]:
         """Stage 1 on the cluster; same arguments and result as
         :func:`zsvl.index.encode.encode_to_shards`."""
         from zsvl.distributed.encode import encode_to_shards_ray
@@ -75,4 +76,5 @@ def resolve_engine(engine: Any) -> RayEngine | None:
     if isinstance(engine, RayEngine):
         return engine
     raise InvalidParameterError(
-        f"engine must be 'local', 'ray' or a zsvl.distributed.RayEngine. Got {engine!r}.")
+        f"engine must be 'local', 'ray' or a zsvl.distributed.RayEngine. Got {engine!r}."
+    )

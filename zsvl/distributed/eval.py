@@ -38,8 +38,9 @@ def _plan(suite: Any) -> list[tuple[Any, str, int, int | None]]:
 class EvalWorker:
     """A Ray actor class: holds the encoder, warms split features, executes single runs."""
 
-    def __init__(self, model: str, device: str | None,
-                 hook: Callable[[str, int], None] | None = None) -> None:
+    def __init__(
+        self, model: str, device: str | None, hook: Callable[[str, int], None] | None = None
+    ) -> None:
         from zsvl.embed import load_model
 
         self.encoder = load_model(model, device=device)
@@ -61,8 +62,15 @@ class EvalWorker:
             return f"{info.name}: not encoded ({exc})"
         return f"{info.name}: split features ready in {time.perf_counter() - start:.1f} s"
 
-    def run(self, unit: int, suite: Any, data_root: str, out: str,
-            workdir: str | None, retry_failed: bool = False) -> dict[str, Any]:
+    def run(
+        self,
+        unit: int,
+        suite: Any,
+        data_root: str,
+        out: str,
+        workdir: str | None,
+        retry_failed: bool = False,
+    ) -> dict[str, Any]:
         """Execute the one run of ``suite``; returns its records (none when it was already
         recorded, e.g. by an attempt whose worker died after writing) and the worker name."""
         from zsvl.eval.runner import run_suite
@@ -70,12 +78,23 @@ class EvalWorker:
         if self.hook is not None:
             self.hook("eval", unit)
         start = time.perf_counter()
-        records = run_suite(suite, data_root=data_root, encoder=self.encoder, out=out,
-                            model_spec=self.model, workdir=workdir, retry_failed=retry_failed)
+        records = run_suite(
+            suite,
+            data_root=data_root,
+            encoder=self.encoder,
+            out=out,
+            model_spec=self.model,
+            workdir=workdir,
+            retry_failed=retry_failed,
+        )
         if self.hook is not None:
             self.hook("eval-done", unit)
-        return {"unit": unit, "records": records, "worker": self.name,
-                "seconds": time.perf_counter() - start}
+        return {
+            "unit": unit,
+            "records": records,
+            "worker": self.name,
+            "seconds": time.perf_counter() - start,
+        }
 
 
 def evaluate_on_ray(
@@ -115,32 +134,46 @@ def evaluate_on_ray(
     todo = [(r.dataset, r.method, r.shots, r.seed) for r in pending]
     from ray.util import ActorPool
 
-    gpus = gpus_per_actor if gpus_per_actor is not None else (
-        1.0 if cluster_gpus(ray) > 0 else 0.0)
-    n = actors or max(1, int(cluster_gpus(ray) // gpus) if gpus > 0 else
-                      int(ray.cluster_resources().get("CPU", 1)))
-    cls = ray.remote(EvalWorker).options(num_cpus=1, num_gpus=gpus, max_restarts=-1,
-                                         max_task_retries=-1)
+    gpus = gpus_per_actor if gpus_per_actor is not None else (1.0 if cluster_gpus(ray) > 0 else 0.0)
+    n = actors or max(
+        1,
+        int(cluster_gpus(ray) // gpus) if gpus > 0 else int(ray.cluster_resources().get("CPU", 1)),
+    )
+    cls = ray.remote(EvalWorker).options(
+        num_cpus=1, num_gpus=gpus, max_restarts=-1, max_task_retries=-1
+    )
     device = "cuda" if gpus > 0 else "cpu"
     workers = [cls.remote(str(model), device, hook) for _ in range(min(n, max(1, len(todo))))]
     pool = ActorPool(workers)
     try:
         datasets = {r[0].name: r[0] for r in todo}
-        for line in pool.map_unordered(lambda a, info: a.warm.remote(info, str(root)),
-                                       list(datasets.values())):
+        for line in pool.map_unordered(
+            lambda a, info: a.warm.remote(info, str(root)), list(datasets.values())
+        ):
             progress_line(line)
-        units = [dataclasses.replace(chosen, datasets=(info,), methods=(method,), shots=(k,),
-                                     seeds=(s,) if s is not None else chosen.seeds[:1])
-                 for info, method, k, s in todo]
+        units = [
+            dataclasses.replace(
+                chosen,
+                datasets=(info,),
+                methods=(method,),
+                shots=(k,),
+                seeds=(s,) if s is not None else chosen.seeds[:1],
+            )
+            for info, method, k, s in todo
+        ]
         with progress_bar(total=len(units), desc="eval", unit="run") as bar:
             for r in pool.map_unordered(
-                    lambda a, v: a.run.remote(v[0], v[1], str(root), str(out),
-                                              str(workdir) if workdir else None, retry_failed),
-                    list(enumerate(units))):
+                lambda a, v: a.run.remote(
+                    v[0], v[1], str(root), str(out), str(workdir) if workdir else None, retry_failed
+                ),
+                list(enumerate(units)),
+            ):
                 bar.update(1)
                 info, method, k, s = todo[r["unit"]]
-                progress_line(f"{info.name} {method} k={k} seed={s}: {len(r['records'])} "
-                              f"record(s) on {r['worker']} in {r['seconds']:.1f} s")
+                progress_line(
+                    f"{info.name} {method} k={k} seed={s}: {len(r['records'])} "
+                    f"record(s) on {r['worker']} in {r['seconds']:.1f} s"
+                )
     except ray.exceptions.RayError as exc:
         raise RayClusterError(f"Running the suite on the cluster failed: {exc}") from exc
     finally:

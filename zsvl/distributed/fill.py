@@ -51,9 +51,17 @@ def _mergeable(index: Any) -> bool:
     return _is_ivf(index) or isinstance(inner, faiss.IndexFlatCodes)
 
 
-def fill_part(trained: str, folder: str, shards: list[dict[str, Any]], dim: int, chunk_rows: int,
-              out: str, part: int, hook: Callable[[str, int], None] | None = None,
-              skip: np.ndarray | None = None) -> dict[str, Any]:
+def fill_part(
+    trained: str,
+    folder: str,
+    shards: list[dict[str, Any]],
+    dim: int,
+    chunk_rows: int,
+    out: str,
+    part: int,
+    hook: Callable[[str, int], None] | None = None,
+    skip: np.ndarray | None = None,
+) -> dict[str, Any]:
     """Ray task body: add the given shards to a copy of the trained index, write it to ``out``."""
     import os
     import socket
@@ -66,7 +74,8 @@ def fill_part(trained: str, folder: str, shards: list[dict[str, Any]], dim: int,
     index = faiss.read_index(trained)
     with_ids = _is_ivf(index)
     for ids, chunk in ShardSet(folder, [ShardInfo(**s) for s in shards], dim).iter_chunks(
-            chunk_rows):
+        chunk_rows
+    ):
         if with_ids:
             if skip is not None and len(skip):  # the build's held-out tuning queries
                 keep = ~np.isin(ids, skip, assume_unique=True)
@@ -76,19 +85,27 @@ def fill_part(trained: str, folder: str, shards: list[dict[str, Any]], dim: int,
             index.add(chunk)  # positional ids; parts are merged in id order
     with atomic_path(Path(out)) as tmp:
         faiss.write_index(index, str(tmp))
-    return {"part": part, "path": out, "ntotal": int(index.ntotal),
-            "worker": f"{socket.gethostname()}:{os.getpid()}",
-            "seconds": time.perf_counter() - start}
+    return {
+        "part": part,
+        "path": out,
+        "ntotal": int(index.ntotal),
+        "worker": f"{socket.gethostname()}:{os.getpid()}",
+        "seconds": time.perf_counter() - start,
+    }
 
 
 def _groups(shards: ShardSet, parts: int) -> list[list[dict[str, Any]]]:
     """Contiguous runs of shards with about equal row counts, in id order."""
     rows = np.cumsum([s.rows for s in shards.shards])
     cuts = np.searchsorted(rows, rows[-1] * np.arange(1, parts) / parts, side="left") + 1
-    bounds = [0, *sorted(set(int(c) for c in cuts if 0 < c < len(shards.shards))),
-              len(shards.shards)]
-    return [[s.as_dict() for s in shards.shards[a:b]] for a, b in zip(bounds, bounds[1:],
-                                                                       strict=False)]
+    bounds = [
+        0,
+        *sorted(set(int(c) for c in cuts if 0 < c < len(shards.shards))),
+        len(shards.shards),
+    ]
+    return [
+        [s.as_dict() for s in shards.shards[a:b]] for a, b in zip(bounds, bounds[1:], strict=False)
+    ]
 
 
 def merge_parts(index: Any, paths: list[str], how: str, ondisk_path: Path) -> Any:
@@ -107,8 +124,9 @@ def merge_parts(index: Any, paths: list[str], how: str, ondisk_path: Path) -> An
     return index
 
 
-def fill_on_ray(engine: Any, index: Any, shards: ShardSet, chunk_rows: int,
-                skip: np.ndarray | None = None) -> Any:
+def fill_on_ray(
+    engine: Any, index: Any, shards: ShardSet, chunk_rows: int, skip: np.ndarray | None = None
+) -> Any:
     """Fill the trained empty CPU ``index`` with every vector of ``shards`` but the ``skip`` ids
     (the build's held-out tuning queries, added after tuning) on the cluster."""
     import faiss
@@ -132,9 +150,20 @@ def fill_on_ray(engine: Any, index: Any, shards: ShardSet, chunk_rows: int,
     task = ray.remote(fill_part).options(num_cpus=1, max_retries=5)
     folder = str(shards.folder.resolve())
     skip_ref = ray.put(skip)
-    refs = [task.remote(str(trained), folder, g, shards.dim, chunk_rows,
-                        str(parts_dir / f"part-{p:05d}.faiss"), p, engine.hook, skip_ref)
-            for p, g in enumerate(groups)]
+    refs = [
+        task.remote(
+            str(trained),
+            folder,
+            g,
+            shards.dim,
+            chunk_rows,
+            str(parts_dir / f"part-{p:05d}.faiss"),
+            p,
+            engine.hook,
+            skip_ref,
+        )
+        for p, g in enumerate(groups)
+    ]
     results: dict[int, dict[str, Any]] = {}
     start = time.perf_counter()
     with progress_bar(total=len(refs), desc="fill", unit="part") as bar:
@@ -147,15 +176,17 @@ def fill_on_ray(engine: Any, index: Any, shards: ShardSet, chunk_rows: int,
                 raise RayClusterError(f"Filling a part index on the cluster failed: {exc}") from exc
             results[r["part"]] = r
             bar.update(1)
-            progress_line(f"part {r['part']}: {r['ntotal']} vectors on {r['worker']} in "
-                          f"{r['seconds']:.1f} s")
+            progress_line(
+                f"part {r['part']}: {r['ntotal']} vectors on {r['worker']} in {r['seconds']:.1f} s"
+            )
     fill_s = time.perf_counter() - start
     paths = [results[p]["path"] for p in range(len(groups))]
     filled = sum(results[p]["ntotal"] for p in range(len(groups)))
     expected = shards.count - (0 if skip is None else len(skip))
     if filled != expected:
-        raise RayClusterError(f"The parts hold {filled} vectors but the shards {expected}; "
-                              f"run the build again.")
+        raise RayClusterError(
+            f"The parts hold {filled} vectors but the shards {expected}; run the build again."
+        )
     how = engine.merge
     if how == "auto":
         size = sum(Path(p).stat().st_size for p in paths)
@@ -165,10 +196,17 @@ def fill_on_ray(engine: Any, index: Any, shards: ShardSet, chunk_rows: int,
     start = time.perf_counter()
     # merge into the trained index as read back, the same FAISS class as the parts
     index = merge_parts(faiss.read_index(str(trained)), paths, how, root / ONDISK_FILE)
-    logger.info("Filled %d parts in %.1f s, merged (%s) in %.1f s.", len(paths), fill_s, how,
-                time.perf_counter() - start)
+    logger.info(
+        "Filled %d parts in %.1f s, merged (%s) in %.1f s.",
+        len(paths),
+        fill_s,
+        how,
+        time.perf_counter() - start,
+    )
     if index.ntotal != expected:
-        raise RayClusterError(f"The merged index holds {index.ntotal} vectors, expected "
-                              f"{expected}; run the build again.")
+        raise RayClusterError(
+            f"The merged index holds {index.ntotal} vectors, expected "
+            f"{expected}; run the build again."
+        )
     shutil.rmtree(parts_dir, ignore_errors=True)
     return index

@@ -52,8 +52,14 @@ class ShardEncoder:
         fault-injection tests).
     """
 
-    def __init__(self, source: EncoderSource, folder: str, batch_size: int, device: str,
-                 hook: Callable[[str, int], None] | None = None) -> None:
+    def __init__(
+        self,
+        source: EncoderSource,
+        folder: str,
+        batch_size: int,
+        device: str,
+        hook: Callable[[str, int], None] | None = None,
+    ) -> None:
         from zsvl.distributed.cluster import RayClusterError
 
         self.folder = Path(folder)
@@ -72,8 +78,14 @@ class ShardEncoder:
         self.hook = hook
         self.name = f"{socket.gethostname()}:{os.getpid()}"
 
-    def encode(self, position: int, captions: list[str], ids: np.ndarray, records: np.ndarray,
-               source_ids: list[str] | None) -> dict[str, Any]:
+    def encode(
+        self,
+        position: int,
+        captions: list[str],
+        ids: np.ndarray,
+        records: np.ndarray,
+        source_ids: list[str] | None,
+    ) -> dict[str, Any]:
         """Encode one block into shard ``position``; returns its ShardInfo dict and timings."""
         from zsvl.index.shards import write_shard
 
@@ -82,5 +94,4 @@ class ShardEncoder:
         start = time.perf_counter()
         emb = np.asarray(self.encoder.encode_texts(captions, batch_size=self.batch_size))
         info = write_shard(self.folder, position, emb, ids, captions, records, source_ids)
-        return {"info": info.as_dict(), "worker": self.name,
-                "seconds": time.perf_counter() - start}
+        return {"info": info.as_dict(), "worker": self.name, "seconds": time.perf_counter() - start}

@@ -278,8 +278,19 @@ def tune_tip(
         )
 
     grid = {"beta": beta_grid, "alpha": alpha_grid, "gamma": gamma_grid}
-    return _tune(base, count, grid, shots, y, val=val, search_set=search_set, mode=mode,
-                 n_folds=n_folds, seed=seed, raw_views=True)
+    return _tune(
+        base,
+        count,
+        grid,
+        shots,
+        y,
+        val=val,
+        search_set=search_set,
+        mode=mode,
+        n_folds=n_folds,
+        seed=seed,
+        raw_views=True,
+    )
 
 
 def tune_gda(
@@ -323,8 +334,18 @@ def tune_gda(
         return np.stack(rows)
 
     grid = {"ridge": ridge_grid, "alpha": alpha_grid}
-    return _tune(base, count, grid, shots, y, val=val, search_set=search_set, mode=mode,
-                 n_folds=n_folds, seed=seed)
+    return _tune(
+        base,
+        count,
+        grid,
+        shots,
+        y,
+        val=val,
+        search_set=search_set,
+        mode=mode,
+        n_folds=n_folds,
+        seed=seed,
+    )
 
 
 def tune_gda_em(

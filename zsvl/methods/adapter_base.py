@@ -207,6 +207,6 @@ def as_views(X: Any, *, dim: int, name: str = "X", check_finite: bool = True) ->
     if check_finite:
         rows = max(1, (1 << 22) // max(views.shape[1] * dim, 1))
         for start in range(0, len(views), rows):
-            if not np.isfinite(views[start:start + rows]).all():
+            if not np.isfinite(views[start : start + rows]).all():
                 raise InvalidParameterError(f"{name} holds NaN or infinite values.")
     return views

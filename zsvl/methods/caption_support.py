@@ -53,9 +53,15 @@ def mentions_class(caption: str, class_name: str) -> bool:
     return all(singularize(w) in words for w in tokenize(class_name))
 
 
-def select_support_captions(index: Any, queries: np.ndarray, names: Sequence[str], m: int, *,
-                            fetch_factor: int = 4, selection: str = "mention_then_nearest"
-                            ) -> tuple[np.ndarray, np.ndarray]:
+def select_support_captions(
+    index: Any,
+    queries: np.ndarray,
+    names: Sequence[str],
+    m: int,
+    *,
+    fetch_factor: int = 4,
+    selection: str = "mention_then_nearest",
+) -> tuple[np.ndarray, np.ndarray]:
     """Caption ids (C, m) per class (-1 pads) and the number kept per class (C,).
 
     selection : "nearest" (the m nearest), "mention" (only captions naming the class), or
@@ -63,7 +69,8 @@ def select_support_captions(index: Any, queries: np.ndarray, names: Sequence[str
     """
     if selection not in ("nearest", "mention", "mention_then_nearest"):
         raise InvalidParameterError(
-            f"selection must be 'nearest', 'mention' or 'mention_then_nearest'. Got {selection!r}.")
+            f"selection must be 'nearest', 'mention' or 'mention_then_nearest'. Got {selection!r}."
+        )
     fetch = m if selection == "nearest" else m * fetch_factor
     res = index.search(queries, fetch)
     out = np.full((len(names), m), -1, dtype=np.int64)
@@ -71,7 +78,9 @@ def select_support_captions(index: Any, queries: np.ndarray, names: Sequence[str
         ids = res.ids[c][res.ids[c] >= 0]
         if selection != "nearest":
             named = np.array([mentions_class(t, name) for t in res.captions[c]], dtype=bool)
-            ids = np.concatenate([ids[named], ids[~named]]) if selection != "mention" else ids[named]
+            ids = (
+                np.concatenate([ids[named], ids[~named]]) if selection != "mention" else ids[named]
+            )
         out[c, : min(m, len(ids))] = ids[:m]
     return out, (out >= 0).sum(1)
 
@@ -96,11 +105,22 @@ class CaptionSupportAdapter(ScoreClassifier):
     cache), ``alpha_``, ``beta_`` (used values), ``val_accuracy_`` (with a validation split).
     """
 
-    def __init__(self, encoder: Encoder, classes: ClassSet | Sequence[str] | None = None, *,
-                 index: Any = None, templates: str | Sequence[str] | None = None, m: int = 32,
-                 alpha: float | None = None, beta: float | None = None, gamma: float = 0.0,
-                 delta: float = 0.5, selection: str = "mention_then_nearest",
-                 kl_temperature: float = 0.5, batch_size: int = 256) -> None:
+    def __init__(
+        self,
+        encoder: Encoder,
+        classes: ClassSet | Sequence[str] | None = None,
+        *,
+        index: Any = None,
+        templates: str | Sequence[str] | None = None,
+        m: int = 32,
+        alpha: float | None = None,
+        beta: float | None = None,
+        gamma: float = 0.0,
+        delta: float = 0.5,
+        selection: str = "mention_then_nearest",
+        kl_temperature: float = 0.5,
+        batch_size: int = 256,
+    ) -> None:
         self.encoder = encoder
         self.classes = classes
         self.index = index
@@ -128,10 +148,12 @@ class CaptionSupportAdapter(ScoreClassifier):
         if self.index.dim != self.encoder.embed_dim or fp != self.encoder.fingerprint:
             raise IndexMismatchError(
                 f"The caption index was built with {fp} (dim {self.index.dim}) but the encoder is "
-                f"{self.encoder.fingerprint} (dim {self.encoder.embed_dim}).")
+                f"{self.encoder.fingerprint} (dim {self.encoder.embed_dim})."
+            )
 
-    def fit(self, X: Any = None, y: Any = None, *, X_val: Any = None, y_val: Any = None
-            ) -> CaptionSupportAdapter:
+    def fit(
+        self, X: Any = None, y: Any = None, *, X_val: Any = None, y_val: Any = None
+    ) -> CaptionSupportAdapter:
         """Retrieve the caption support set and build the cache.
 
         X, y : optional labelled image shots, (n, dim) or (n, n_views, dim), and (n,);
@@ -140,15 +162,20 @@ class CaptionSupportAdapter(ScoreClassifier):
         self._validate()
         assert self.classes is not None  # _validate raised otherwise
         classes = as_classset(self.classes)
-        self.zero_shot_ = ZeroShotClassifier(self.encoder, classes, templates=self.templates,
-                                             batch_size=self.batch_size).fit()
+        self.zero_shot_ = ZeroShotClassifier(
+            self.encoder, classes, templates=self.templates, batch_size=self.batch_size
+        ).fit()
         self.weights_ = self.zero_shot_.weights_
-        ids, counts = select_support_captions(self.index, self.weights_, classes.names, self.m,
-                                              selection=self.selection)
+        ids, counts = select_support_captions(
+            self.index, self.weights_, classes.names, self.m, selection=self.selection
+        )
         if (counts == 0).any():
             missing = [classes.names[c] for c in np.flatnonzero(counts == 0)]
-            logger.warning("No support captions for %d classes (%s); they rely on zero-shot.",
-                           len(missing), ", ".join(missing[:5]))
+            logger.warning(
+                "No support captions for %d classes (%s); they rely on zero-shot.",
+                len(missing),
+                ", ".join(missing[:5]),
+            )
         valid = ids >= 0
         self.support_ids_ = ids
         self.cap_keys_ = as_embeddings(self.index.embeddings(ids[valid]), name="caption keys")
@@ -162,13 +189,18 @@ class CaptionSupportAdapter(ScoreClassifier):
             img_labels = encode_labels(y, classes, type(self).__name__)
             if len(img_labels) != len(views):
                 raise InvalidParameterError(
-                    f"X has {len(views)} images but y has {len(img_labels)} labels.")
+                    f"X has {len(views)} images but y has {len(img_labels)} labels."
+                )
             img_keys = views.mean(axis=1)
             img_keys /= np.linalg.norm(img_keys, axis=1, keepdims=True)
             keys = np.concatenate([img_keys, keys])
             labels = np.concatenate([img_labels, cap_labels])
-            share = np.concatenate([np.full(len(img_labels), 1.0 - self.delta),
-                                    np.full(len(cap_labels), float(self.delta))])
+            share = np.concatenate(
+                [
+                    np.full(len(img_labels), 1.0 - self.delta),
+                    np.full(len(cap_labels), float(self.delta)),
+                ]
+            )
         is_img = np.arange(len(labels)) < len(labels) - len(cap_labels)
         img_count = np.bincount(labels[is_img], minlength=len(classes))
         cap_count = np.bincount(cap_labels, minlength=len(classes))
@@ -180,8 +212,13 @@ class CaptionSupportAdapter(ScoreClassifier):
         self.logit_scale_ = float(self.encoder.logit_scale)
         self.tip_ = None
         if keep.any():
-            self.tip_ = TipAdapter(self.zero_shot_, alpha=self.alpha_, beta=self.beta_,
-                                   gamma=self.gamma, kl_temperature=self.kl_temperature)
+            self.tip_ = TipAdapter(
+                self.zero_shot_,
+                alpha=self.alpha_,
+                beta=self.beta_,
+                gamma=self.gamma,
+                kl_temperature=self.kl_temperature,
+            )
             self.tip_.fit(keys[keep], labels[keep], sample_weight=share[keep] / count[keep])
         if X_val is not None:
             self._search(X_val, y_val)
@@ -196,14 +233,19 @@ class CaptionSupportAdapter(ScoreClassifier):
         y = encode_labels(y_val, self.classset_, type(self).__name__)
         if self.tip_ is None:
             return
-        counts = tip_grid_counts(self.tip_, X_val, y, betas=BETAS, alphas=ALPHAS,
-                                 gammas=(float(self.gamma),))[:, :, 0]
+        counts = tip_grid_counts(
+            self.tip_, X_val, y, betas=BETAS, alphas=ALPHAS, gammas=(float(self.gamma),)
+        )[:, :, 0]
         b, a = np.unravel_index(int(np.argmax(counts)), counts.shape)  # first max, beta-major
         self.alpha_, self.beta_ = float(ALPHAS[a]), float(BETAS[b])
         self.val_accuracy_ = float(counts[b, a]) / max(len(y), 1)
         self.tip_.set_params(alpha=self.alpha_, beta=self.beta_)
-        logger.info("CaptionSupportAdapter: alpha=%g beta=%g (val acc %.3f)", self.alpha_,
-                    self.beta_, self.val_accuracy_)
+        logger.info(
+            "CaptionSupportAdapter: alpha=%g beta=%g (val acc %.3f)",
+            self.alpha_,
+            self.beta_,
+            self.val_accuracy_,
+        )
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Logits divided by the logit scale (n, C), so predict_proba is softmax(logits)."""

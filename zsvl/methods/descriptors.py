@@ -74,9 +74,15 @@ class DescriptorClassifier(ScoreClassifier):
     """
 
     def __init__(
-        self, encoder: Encoder, descriptors: DescriptorSet | str | Any,
-        classes: ClassSet | Sequence[str] | None = None, *, aggregation: str = "mean_sims",
-        template: str | None = None, concept: str | None = None, batch_size: int = 256,
+        self,
+        encoder: Encoder,
+        descriptors: DescriptorSet | str | Any,
+        classes: ClassSet | Sequence[str] | None = None,
+        *,
+        aggregation: str = "mean_sims",
+        template: str | None = None,
+        concept: str | None = None,
+        batch_size: int = 256,
         sentence_style: str = "default",
     ) -> None:
         self.encoder = encoder
@@ -109,13 +115,16 @@ class DescriptorClassifier(ScoreClassifier):
         if self.sentence_style == "reference":  # the reference's text for an empty class
             lists = [items or ("",) for items in lists]
         template = self._template(ds)
-        texts, owners = build_sentences(names, lists, template=template, concept=self.concept,
-                                        style=self.sentence_style)
+        texts, owners = build_sentences(
+            names, lists, template=template, concept=self.concept, style=self.sentence_style
+        )
         self.fallback_classes_ = ds.empty_classes if self.sentence_style != "reference" else []
         if self.fallback_classes_:
             logger.warning(
                 "%d classes have no descriptors and are scored by '%s' instead: %s",
-                len(self.fallback_classes_), FALLBACK_TEMPLATE, self.fallback_classes_[:10],
+                len(self.fallback_classes_),
+                FALLBACK_TEMPLATE,
+                self.fallback_classes_[:10],
             )
             for label, items in enumerate(lists):
                 if not items:
@@ -128,7 +137,8 @@ class DescriptorClassifier(ScoreClassifier):
         self.text_owner_ = np.asarray(owners, dtype=np.int64)
         self.text_embeddings_ = self.encoder.encode_texts(texts, batch_size=self.batch_size)
         self.weights_ = (
-            None if self.aggregation == "max"
+            None
+            if self.aggregation == "max"
             else aggregate_texts(
                 self.text_embeddings_, self.text_owner_, len(names), self.aggregation
             )
@@ -162,9 +172,16 @@ class DescriptorClassifier(ScoreClassifier):
         if labels.shape != (len(X),):
             raise InvalidParameterError(f"labels must have shape ({len(X)},). Got {labels.shape}.")
         return explain_segments(
-            X, labels, scores[np.arange(len(X)), labels], self.text_embeddings_,
-            self.text_owner_, self.texts_, self.text_descriptors_, self.classset_.names,
-            aggregation=self.aggregation, top=top,
+            X,
+            labels,
+            scores[np.arange(len(X)), labels],
+            self.text_embeddings_,
+            self.text_owner_,
+            self.texts_,
+            self.text_descriptors_,
+            self.classset_.names,
+            aggregation=self.aggregation,
+            top=top,
         )
 
     def waffle_control(self, *, seeds: Sequence[int] = (0, 1, 2), kind: str = "mixed") -> Any:
@@ -173,7 +190,11 @@ class DescriptorClassifier(ScoreClassifier):
         from zsvl.methods.waffle import WaffleCLIPClassifier
 
         return WaffleCLIPClassifier(
-            self.encoder, self.classes if self.classes is not None else None,
-            match=self.descriptors, kind=kind, seeds=tuple(seeds), concept=self.concept,
+            self.encoder,
+            self.classes if self.classes is not None else None,
+            match=self.descriptors,
+            kind=kind,
+            seeds=tuple(seeds),
+            concept=self.concept,
             batch_size=self.batch_size,
         )

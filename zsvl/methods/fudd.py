@@ -78,10 +78,19 @@ class FuDDClassifier(ScoreClassifier):
     """
 
     def __init__(
-        self, encoder: Encoder, classes: ClassSet | Sequence[str] | None = None, *,
-        llm: Any = None, descriptors: DescriptorSet | str | None = None, k: int = 10,
-        adaptive: bool = True, template: str = "a photo of a {c}.", capitalize: bool = True,
-        concept: str | None = None, on_failure: OnFailure = "raise", batch_size: int = 256,
+        self,
+        encoder: Encoder,
+        classes: ClassSet | Sequence[str] | None = None,
+        *,
+        llm: Any = None,
+        descriptors: DescriptorSet | str | None = None,
+        k: int = 10,
+        adaptive: bool = True,
+        template: str = "a photo of a {c}.",
+        capitalize: bool = True,
+        concept: str | None = None,
+        on_failure: OnFailure = "raise",
+        batch_size: int = 256,
     ) -> None:
         self.encoder = encoder
         self.classes = classes
@@ -130,8 +139,11 @@ class FuDDClassifier(ScoreClassifier):
         self._fallback = fallback
         if not self.adaptive:
             n = len(classes)
-            self._ensure_pairs(np.array([(i, j) for i in range(n) for j in range(i + 1, n)],
-                                        np.int64).reshape(-1, 2))
+            self._ensure_pairs(
+                np.array([(i, j) for i in range(n) for j in range(i + 1, n)], np.int64).reshape(
+                    -1, 2
+                )
+            )
         elif X is not None:
             self._ensure_pairs(self._needed_pairs(X))
         self._rebuild()
@@ -179,7 +191,11 @@ class FuDDClassifier(ScoreClassifier):
                 "FuDD: the descriptor set lacks %d class pairs these images need (e.g. %r vs "
                 "%r); they are scored with the stage-1 text, as the reference scores pairs "
                 "missing from its file. Pass llm=OpenAIChatClient(...) or descriptors with those "
-                "pairs to describe them.", len(missing), names[i], names[j])
+                "pairs to describe them.",
+                len(missing),
+                names[i],
+                names[j],
+            )
             return
         from zsvl.text.generate import generate_pair_descriptions
 
@@ -201,10 +217,15 @@ class FuDDClassifier(ScoreClassifier):
                 partner += [j, i]
                 texts += [a, b]
         ids = self._add_texts(texts)
-        self.table_ = PairTable.build(len(self.classset_), np.asarray(owner, np.int64),
-                                      np.asarray(partner, np.int64), ids,
-                                      self.text_embeddings_, fallback=self._fallback,
-                                      pairs=np.array(list(self.pair_store_.pairs), np.int64))
+        self.table_ = PairTable.build(
+            len(self.classset_),
+            np.asarray(owner, np.int64),
+            np.asarray(partner, np.int64),
+            ids,
+            self.text_embeddings_,
+            fallback=self._fallback,
+            pairs=np.array(list(self.pair_store_.pairs), np.int64),
+        )
         self.full_weights_ = None if self.adaptive else self._nonadaptive_weights(owner, ids)
 
     def _nonadaptive_weights(self, owner: list[int], ids: np.ndarray) -> np.ndarray:
@@ -243,7 +264,9 @@ class FuDDClassifier(ScoreClassifier):
             logger.warning(
                 "FuDD: %d class pairs these images need were not fetched in fit(); they are "
                 "scored with the stage-1 text, as the reference scores pairs missing from its "
-                "file. Pass the images to fit() or partial_fit() to fetch them.", len(missing))
+                "file. Pass the images to fit() or partial_fit() to fetch them.",
+                len(missing),
+            )
         s2, found = rescore_topk(X, topk, self.table_, device=self._device())
         s1_top = np.take_along_axis(S1, topk, axis=1)
         out = S1 - OUTSIDE_OFFSET
@@ -276,8 +299,12 @@ class FuDDClassifier(ScoreClassifier):
             contrib = sims / max(float(np.linalg.norm(E.sum(0))), 1e-12)
             best = np.argsort(-contrib, kind="stable")[:top]
             evidence = tuple(
-                Evidence(self.texts_[ids[j]], self._shown(self.texts_[ids[j]]),
-                         float(sims[j]), float(contrib[j]))
+                Evidence(
+                    self.texts_[ids[j]],
+                    self._shown(self.texts_[ids[j]]),
+                    float(sims[j]),
+                    float(contrib[j]),
+                )
                 for j in best
             )
             out.append(Explanation(n, int(c), name, float(scores[n, c]), evidence))

@@ -73,8 +73,14 @@ class PairTable:
 
     @classmethod
     def build(
-        cls, n_classes: int, owner: np.ndarray, partner: np.ndarray, text_id: np.ndarray,
-        texts: np.ndarray, fallback: np.ndarray | None = None, pairs: np.ndarray | None = None,
+        cls,
+        n_classes: int,
+        owner: np.ndarray,
+        partner: np.ndarray,
+        text_id: np.ndarray,
+        texts: np.ndarray,
+        fallback: np.ndarray | None = None,
+        pairs: np.ndarray | None = None,
     ) -> PairTable:
         """From one entry per description occurrence: its class (M,), the pair partner (M,),
         its text id (M,) into ``texts`` (T, D); ``fallback`` (C,) the text id of each class's
@@ -100,7 +106,7 @@ class PairTable:
         T = max(len(texts), 1)
         _, inverse, counts = np.unique(owners * T + ids, return_inverse=True, return_counts=True)
         repeatable = counts[inverse.ravel()] > 1
-        repeatable[len(entry):] = True  # a fallback text serves every missing partner
+        repeatable[len(entry) :] = True  # a fallback text serves every missing partner
         texts = np.ascontiguousarray(texts, dtype=np.float32)
         sums = torch.zeros(R + C + 1, texts.shape[1])
         if len(ids):
@@ -110,10 +116,15 @@ class PairTable:
             dense = np.broadcast_to(R + np.arange(C)[:, None], (C, C)).astype(np.int32)
             dense[codes // C, codes % C] = np.arange(R, dtype=np.int32)
             np.fill_diagonal(dense, R + C)
-        return cls(C, codes, _padded(rows, ids, R + C + 1),
-                   _padded(rows[repeatable], ids[repeatable], R + C + 1).astype(np.int32),
-                   sums.numpy(), texts,
-                   dense)
+        return cls(
+            C,
+            codes,
+            _padded(rows, ids, R + C + 1),
+            _padded(rows[repeatable], ids[repeatable], R + C + 1).astype(np.int32),
+            sums.numpy(),
+            texts,
+            dense,
+        )
 
     def lookup(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Row of (a, b) for arrays of labels (any shape): known row, else a's fallback row;
@@ -154,7 +165,11 @@ def union_text_ids(table: PairTable, c: int, partners: Any) -> np.ndarray:
 
 
 def rescore_topk(
-    X: np.ndarray, topk: np.ndarray, table: PairTable, *, device: Any = "cpu",
+    X: np.ndarray,
+    topk: np.ndarray,
+    table: PairTable,
+    *,
+    device: Any = "cpu",
     chunk: int = _CHUNK,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Stage-2 scores (n, k) of each image's candidates, and a mask (n, k) of candidates that

@@ -75,7 +75,7 @@ def class_statistics(
     sums = torch.zeros(n_classes, D, **f64)
     block_sums = torch.zeros(n_classes, D, dtype=X.dtype, device=X.device)
     for start in range(0, len(X), rows):
-        block_sums.zero_().index_add_(0, y[start:start + rows], X[start:start + rows])
+        block_sums.zero_().index_add_(0, y[start : start + rows], X[start : start + rows])
         sums += block_sums
     counts = torch.bincount(y, minlength=n_classes).double()
     means = sums / counts.clamp_min(1.0)[:, None]
@@ -83,9 +83,9 @@ def class_statistics(
     scatter = torch.zeros(D, D, **f64)
     Z_buf = torch.empty(min(rows, len(X)), D, dtype=X.dtype, device=X.device)
     for start in range(0, len(X), rows):
-        Z = Z_buf[: len(X[start:start + rows])]
-        torch.index_select(means32, 0, y[start:start + rows], out=Z)
-        torch.sub(X[start:start + rows], Z, out=Z)  # centred in place, in one reused buffer
+        Z = Z_buf[: len(X[start : start + rows])]
+        torch.index_select(means32, 0, y[start : start + rows], out=Z)
+        torch.sub(X[start : start + rows], Z, out=Z)  # centred in place, in one reused buffer
         _add_gram_upper(Z, scatter, 0, D)
     upper = torch.triu(scatter, diagonal=1)
     scatter = torch.triu(scatter) + upper.T
@@ -146,9 +146,7 @@ def covariance_estimate(
     return (1.0 - shrinkage) * emp + (shrinkage * trace / n_samples / D) * eye
 
 
-def gaussian_head(
-    means: Any, covariance: Any, log_priors: Any, *, scale: float
-) -> tuple[Any, Any]:
+def gaussian_head(means: Any, covariance: Any, log_priors: Any, *, scale: float) -> tuple[Any, Any]:
     """W = scale * inv(Sigma) mu^T as (C, D) and b = log pi - 1/2 mu . W, by Cholesky (float64).
 
     means (C, D), covariance (D, D), log_priors (C,), all float64 torch tensors.
@@ -267,8 +265,7 @@ class GDAAdapter(GaussianHeadScores, ScoreClassifier):
         name = type(self).__name__
         check_number(self.alpha, "alpha", name, low=0.0, low_inclusive=True)
         check_number(self.ridge, "ridge", name, low=0.0)
-        check_number(self.n_neighbors, "n_neighbors", name, low=1, low_inclusive=True,
-                     integer=True)
+        check_number(self.n_neighbors, "n_neighbors", name, low=1, low_inclusive=True, integer=True)
         if isinstance(self.shrinkage, str):
             check_choice(self.shrinkage, "shrinkage", name, SHRINKAGES)
         else:
@@ -286,8 +283,13 @@ class GDAAdapter(GaussianHeadScores, ScoreClassifier):
 
         self._check_params()
         name = type(self).__name__
-        head = resolve_zero_shot(self.zero_shot, classes=self.classes,
-                                 logit_scale=self.logit_scale, device=self.device, owner=name)
+        head = resolve_zero_shot(
+            self.zero_shot,
+            classes=self.classes,
+            logit_scale=self.logit_scale,
+            device=self.device,
+            owner=name,
+        )
         views = as_views(X, dim=head.weights.shape[1], check_finite=False)  # sums checked below
         labels = encode_labels(y, head.classes, name)
         if len(labels) != len(views):
@@ -307,8 +309,9 @@ class GDAAdapter(GaussianHeadScores, ScoreClassifier):
             centred = None
             if self.shrinkage in ("ledoit_wolf", "oas"):
                 centred = Xt - means.float()[yt]
-            cov = covariance_estimate(scatter, len(Xt), shrinkage=self.shrinkage,
-                                      ridge=float(self.ridge), centred=centred)
+            cov = covariance_estimate(
+                scatter, len(Xt), shrinkage=self.shrinkage, ridge=float(self.ridge), centred=centred
+            )
             missing = counts == 0
             if bool(missing.any()):
                 means[missing] = self._synthesize(Xt, head.weights[missing.cpu().numpy()])
@@ -349,8 +352,9 @@ class GDAAdapter(GaussianHeadScores, ScoreClassifier):
             weights = counts.clone()
             weights[missing] = counts[~missing].mean()
         else:
-            weights = torch.as_tensor(np.asarray(self.priors, dtype=np.float64),
-                                      device=counts.device)
+            weights = torch.as_tensor(
+                np.asarray(self.priors, dtype=np.float64), device=counts.device
+            )
             if weights.shape != (C,) or not bool((weights > 0).all()):
                 raise InvalidParameterError(
                     f"The 'priors' parameter of {type(self).__name__} must be 'uniform', "

@@ -89,9 +89,13 @@ class GDAEMAdapter(GaussianHeadScores, ScoreClassifier):
         import torch
 
         self._check_params()
-        head = resolve_zero_shot(self.zero_shot, classes=self.classes,
-                                 logit_scale=self.logit_scale, device=self.device,
-                                 owner=type(self).__name__)
+        head = resolve_zero_shot(
+            self.zero_shot,
+            classes=self.classes,
+            logit_scale=self.logit_scale,
+            device=self.device,
+            owner=type(self).__name__,
+        )
         X = as_embeddings(X, dim=head.weights.shape[1])
         dev = head.device
         with torch.inference_mode():
@@ -114,8 +118,12 @@ class GDAEMAdapter(GaussianHeadScores, ScoreClassifier):
         self.n_iter_ = len(self.deltas_)
         self.converged_ = converged
         if not self.converged_ and self.max_iter > 0:
-            logger.info("GDA-EM stopped after %d rounds (posterior change %.2g > tol %.2g).",
-                        self.n_iter_, self.deltas_[-1], self.tol)
+            logger.info(
+                "GDA-EM stopped after %d rounds (posterior change %.2g > tol %.2g).",
+                self.n_iter_,
+                self.deltas_[-1],
+                self.tol,
+            )
         self.classes_ = head.classes
         self.logit_scale_ = head.logit_scale
         self.device_ = dev

@@ -142,8 +142,11 @@ def tip_grid_counts(
 
 
 def linear_grid_counts(
-    zero_shot_logits: Any, term: Any, y: Any, alphas: Sequence[float] | np.ndarray,
-    device: Any = None
+    zero_shot_logits: Any,
+    term: Any,
+    y: Any,
+    alphas: Sequence[float] | np.ndarray,
+    device: Any = None,
 ) -> np.ndarray:
     """Correct predictions of argmax(zero_shot_logits + alpha * term) per alpha; (n_alpha,).
 

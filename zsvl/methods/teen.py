@@ -65,8 +65,7 @@ class TEENCalibrator(BaseEstimator):
     def _new(self, new_prototypes: Any) -> Any:
         if not hasattr(self, "base_prototypes_"):
             raise NotFittedError("This TEENCalibrator is not fitted yet; call fit() first.")
-        P = as_embeddings(new_prototypes, dim=self.base_prototypes_.shape[1],
-                          name="new_prototypes")
+        P = as_embeddings(new_prototypes, dim=self.base_prototypes_.shape[1], name="new_prototypes")
         return self._unit(P)
 
     def _weights(self, P: Any) -> Any:

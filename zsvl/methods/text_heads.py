@@ -71,8 +71,13 @@ def matmul_scores(X: np.ndarray, W: np.ndarray, device: Any = "cpu") -> np.ndarr
 
 
 def segment_max_scores(
-    X: np.ndarray, text_emb: np.ndarray, owners: np.ndarray, n_classes: int, *,
-    device: Any = "cpu", chunk: int = _CHUNK,
+    X: np.ndarray,
+    text_emb: np.ndarray,
+    owners: np.ndarray,
+    n_classes: int,
+    *,
+    device: Any = "cpu",
+    chunk: int = _CHUNK,
 ) -> np.ndarray:
     """(N, n_classes): for each class the best cosine over its texts. Row chunks bound memory."""
     import torch
@@ -118,9 +123,17 @@ class Explanation:
 
 
 def explain_segments(
-    X: np.ndarray, labels: np.ndarray, scores: np.ndarray, text_emb: np.ndarray,
-    owners: np.ndarray, texts: Sequence[str], descriptors: Sequence[str],
-    classnames: Sequence[str], *, aggregation: str, top: int = 5,
+    X: np.ndarray,
+    labels: np.ndarray,
+    scores: np.ndarray,
+    text_emb: np.ndarray,
+    owners: np.ndarray,
+    texts: Sequence[str],
+    descriptors: Sequence[str],
+    classnames: Sequence[str],
+    *,
+    aggregation: str,
+    top: int = 5,
 ) -> list[Explanation]:
     """Explanations for rows of X (n, D) and their classes ``labels`` (n,).
 
@@ -145,10 +158,14 @@ def explain_segments(
         best = np.argsort(-key, axis=1, kind="stable")[:, :top]
         for r, row in enumerate(rows):
             out[row] = Explanation(
-                int(row), int(c), classnames[c], float(scores[row]),
+                int(row),
+                int(c),
+                classnames[c],
+                float(scores[row]),
                 tuple(
-                    Evidence(descriptors[idx[j]], texts[idx[j]], float(sims[r, j]),
-                             float(contrib[r, j]))
+                    Evidence(
+                        descriptors[idx[j]], texts[idx[j]], float(sims[r, j]), float(contrib[r, j])
+                    )
                     for j in best[r]
                 ),
             )

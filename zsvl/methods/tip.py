@@ -166,8 +166,11 @@ class TipAdapter(ScoreClassifier):
         self._check_params()
         name = type(self).__name__
         head = resolve_zero_shot(
-            self.zero_shot, classes=self.classes, logit_scale=self.logit_scale,
-            device=self.device, owner=name,
+            self.zero_shot,
+            classes=self.classes,
+            logit_scale=self.logit_scale,
+            device=self.device,
+            owner=name,
         )
         if view_norms is None:
             view_norms = getattr(X, "view_norms", None)
@@ -247,7 +250,7 @@ class TipAdapter(ScoreClassifier):
         out = []
         with torch.inference_mode():
             for start in range(0, len(Xt), self.batch_size):
-                A = Xt[start:start + self.batch_size] @ keys.T
+                A = Xt[start : start + self.batch_size] @ keys.T
                 out.append(self.layout_.segment_sum(A.sub_(1.0).mul_(beta).exp_()))
         return _cat_numpy(out, len(self.classes_))
 
@@ -264,7 +267,7 @@ class TipAdapter(ScoreClassifier):
         out = []
         with torch.inference_mode():
             for start in range(0, len(Xt), self.batch_size):
-                x = Xt[start:start + self.batch_size]
+                x = Xt[start : start + self.batch_size]
                 kl = _kl_matrix(torch.log_softmax(x @ text.T / self.kl_temperature, 1), log_q)
                 out.append(self.layout_.segment_sum(kl.sub_(kl_lo).mul_(-slope).sub_(aff_lo)))
         return _cat_numpy(out, len(self.classes_))
@@ -282,7 +285,10 @@ class TipAdapter(ScoreClassifier):
                 off = ~torch.eye(len(pick), dtype=torch.bool, device=keys.device)
                 kl, aff = kl[off], aff[off]
             self._memo["kl_range"] = (
-                float(kl.min()), float(kl.max()), float(aff.min()), float(aff.max())
+                float(kl.min()),
+                float(kl.max()),
+                float(aff.min()),
+                float(aff.max()),
             )
         return self._memo["kl_range"]
 
@@ -341,6 +347,13 @@ class TipXAdapter(TipAdapter):
         batch_size: int = 4096,
     ) -> None:
         super().__init__(
-            zero_shot, alpha=alpha, beta=beta, gamma=gamma, kl_temperature=kl_temperature,
-            classes=classes, logit_scale=logit_scale, device=device, batch_size=batch_size,
+            zero_shot,
+            alpha=alpha,
+            beta=beta,
+            gamma=gamma,
+            kl_temperature=kl_temperature,
+            classes=classes,
+            logit_scale=logit_scale,
+            device=device,
+            batch_size=batch_size,
         )

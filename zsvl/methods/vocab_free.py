@@ -66,8 +66,9 @@ class CandidateCache:
         """All cached embeddings, (n_names, dim)."""
         if self._matrix is None:
             dim = self.encoder.embed_dim
-            self._matrix = np.concatenate(self._blocks) if self._blocks else np.zeros((0, dim),
-                                                                                       np.float32)
+            self._matrix = (
+                np.concatenate(self._blocks) if self._blocks else np.zeros((0, dim), np.float32)
+            )
         return self._matrix
 
 
@@ -106,9 +107,18 @@ class VocabularyFreeClassifier(ScoreClassifier):
     vocabulary at all (``fit()`` without X is enough).
     """
 
-    def __init__(self, encoder: Encoder, index: Any, *, k: int = 10, alpha: float = 0.7,
-                 dedupe: float | None = 0.94, extractor: CandidateExtractor | None = None,
-                 templates: str | Sequence[str] = "{}", batch_size: int = 256) -> None:
+    def __init__(
+        self,
+        encoder: Encoder,
+        index: Any,
+        *,
+        k: int = 10,
+        alpha: float = 0.7,
+        dedupe: float | None = 0.94,
+        extractor: CandidateExtractor | None = None,
+        templates: str | Sequence[str] = "{}",
+        batch_size: int = 256,
+    ) -> None:
         self.encoder = encoder
         self.index = index
         self.k = k
@@ -122,8 +132,10 @@ class VocabularyFreeClassifier(ScoreClassifier):
         name = type(self).__name__
         check_number(self.alpha, "alpha", name, low=0.0, high=1.0, low_inclusive=True)
         check_number(self.k, "k", name, low=1, low_inclusive=True, integer=True)
-        if self.index.dim != self.encoder.embed_dim or \
-                self.index.manifest["encoder"]["fingerprint"] != self.encoder.fingerprint:
+        if (
+            self.index.dim != self.encoder.embed_dim
+            or self.index.manifest["encoder"]["fingerprint"] != self.encoder.fingerprint
+        ):
             raise IndexMismatchError(
                 f"The caption index was built with {self.index.manifest['encoder']['fingerprint']} "
                 f"(dim {self.index.dim}) but the encoder is {self.encoder.fingerprint} (dim "
@@ -189,8 +201,8 @@ class VocabularyFreeClassifier(ScoreClassifier):
         all_rows = self.cache_.lookup([n for c in cands for n in c])
         start = 0
         for i, c in enumerate(cands):
-            rows[i, :len(c)] = all_rows[start:start + len(c)]
-            mask[i, :len(c)] = True
+            rows[i, : len(c)] = all_rows[start : start + len(c)]
+            mask[i, : len(c)] = True
             start += len(c)
         matrix = self.cache_.matrix
         if len(matrix) == 0:  # no image has a candidate
@@ -198,8 +210,9 @@ class VocabularyFreeClassifier(ScoreClassifier):
         probs = self._fuse(X, centroid, matrix[rows], mask)
         return cands, probs, captions
 
-    def _fuse(self, X: np.ndarray, centroid: np.ndarray, C: np.ndarray, mask: np.ndarray
-              ) -> np.ndarray:
+    def _fuse(
+        self, X: np.ndarray, centroid: np.ndarray, C: np.ndarray, mask: np.ndarray
+    ) -> np.ndarray:
         """alpha softmax(s x.c) + (1 - alpha) softmax(s m.c) over each row's valid candidates."""
         import torch
 
@@ -212,7 +225,8 @@ class VocabularyFreeClassifier(ScoreClassifier):
                 if weight == 0:
                     continue
                 logits = self.logit_scale_ * torch.einsum(
-                    "nd,nwd->nw", torch.as_tensor(q, device=device), Ct)
+                    "nd,nwd->nw", torch.as_tensor(q, device=device), Ct
+                )
                 logits = logits.masked_fill(~m, float("-inf"))
                 p = torch.softmax(logits, dim=1).nan_to_num(0.0)
                 out += weight * p
@@ -224,12 +238,13 @@ class VocabularyFreeClassifier(ScoreClassifier):
         cands, probs, captions = self.candidate_probs(X)
         labels, scores, ranked = [], np.zeros(len(cands), np.float32), []
         for i, c in enumerate(cands):
-            order = np.argsort(-probs[i, :len(c)], kind="stable")
+            order = np.argsort(-probs[i, : len(c)], kind="stable")
             ranked.append([(c[j], float(probs[i, j])) for j in order])
             labels.append(c[order[0]] if len(c) else "")
             scores[i] = probs[i, order[0]] if len(c) else 0.0
-        return VocabularyFreeResult(labels=labels, scores=scores, candidates=ranked,
-                                    captions=captions)
+        return VocabularyFreeResult(
+            labels=labels, scores=scores, candidates=ranked, captions=captions
+        )
 
     def decision_function(self, X: Any) -> np.ndarray:
         """(n, len(classes_)) CaSED probabilities over the vocabulary found by ``fit(X)``; a

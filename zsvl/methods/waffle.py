@@ -46,8 +46,16 @@ from zsvl.text.descriptors import DescriptorSet, load_descriptors
 from zsvl.text.sentences import WAFFLE_TEMPLATE, build_sentences
 
 __all__ = [
-    "WaffleShape", "waffle_shape", "waffle_descriptors", "WaffleRecipe", "reference_recipe",
-    "reference_descriptors", "word_list", "WaffleCLIPClassifier", "KINDS", "RECIPES",
+    "WaffleShape",
+    "waffle_shape",
+    "waffle_descriptors",
+    "WaffleRecipe",
+    "reference_recipe",
+    "reference_descriptors",
+    "word_list",
+    "WaffleCLIPClassifier",
+    "KINDS",
+    "RECIPES",
 ]
 
 KINDS = ("words", "chars", "mixed")
@@ -56,8 +64,9 @@ MATCHED_TEMPLATE = "A photo of a {c}, which has {d}."  # zsvl's earlier control
 CONCEPT_TEMPLATE = "A photo of a {concept}: a {c}, {which} {d}."  # WaffleCLIP's concept prompt
 _CHARS = string.ascii_lowercase + string.digits
 # without a descriptor file: printable ASCII without whitespace, commas and periods
-_FALLBACK_POOL = tuple(sorted(set(string.ascii_letters + string.digits + string.punctuation)
-                              - {",", "."}))
+_FALLBACK_POOL = tuple(
+    sorted(set(string.ascii_letters + string.digits + string.punctuation) - {",", "."})
+)
 
 
 @lru_cache(maxsize=1)
@@ -82,7 +91,9 @@ class WaffleRecipe:
 
 
 def reference_recipe(
-    classnames: Sequence[str], descriptors: Sequence[Sequence[str]] | None = None, *,
+    classnames: Sequence[str],
+    descriptors: Sequence[Sequence[str]] | None = None,
+    *,
     n_pairs: int = 15,
 ) -> WaffleRecipe:
     """The reference's lengths from the class names; its character pool from ``descriptors``
@@ -98,12 +109,21 @@ def reference_recipe(
     chars = math.ceil(float(np.mean([max(len(w) for w in n.split(" ")) for n in classnames])))
     chars += groups - chars % groups
     pool = set("".join(d for ds in (descriptors or ()) for d in ds)) - {" ", ",", "."}
-    return WaffleRecipe(n_pairs, words, max(word_length, 1), groups, chars // groups,
-                        tuple(sorted(pool)) or _FALLBACK_POOL)
+    return WaffleRecipe(
+        n_pairs,
+        words,
+        max(word_length, 1),
+        groups,
+        chars // groups,
+        tuple(sorted(pool)) or _FALLBACK_POOL,
+    )
 
 
 def reference_descriptors(
-    recipe: WaffleRecipe, *, seed: int = 0, kind: str = "mixed",
+    recipe: WaffleRecipe,
+    *,
+    seed: int = 0,
+    kind: str = "mixed",
     vocabulary: Sequence[str] | None = None,
 ) -> list[str]:
     """The shared random descriptors of one seed: word and character strings interleaved
@@ -119,8 +139,10 @@ def reference_descriptors(
     for _ in range(recipe.n_pairs):
         picks = rng.integers(len(vocab), size=recipe.words)
         word = " ".join(vocab[i][: recipe.word_length] for i in picks)
-        noise = ", ".join("".join(pool[i] for i in rng.integers(len(pool), size=recipe.group_length))
-                          for _ in range(recipe.groups))
+        noise = ", ".join(
+            "".join(pool[i] for i in rng.integers(len(pool), size=recipe.group_length))
+            for _ in range(recipe.groups)
+        )
         out += {"mixed": [word, noise], "words": [word], "chars": [noise]}[kind]
     return out
 
@@ -136,7 +158,8 @@ class WaffleShape:
 
 
 def waffle_shape(
-    classnames: Sequence[str], match: Sequence[Sequence[str]] | None = None,
+    classnames: Sequence[str],
+    match: Sequence[Sequence[str]] | None = None,
     count: int | None = None,
 ) -> WaffleShape:
     """Counts and lengths matched to ``match`` (descriptor lists), else to the class names."""
@@ -148,8 +171,9 @@ def waffle_shape(
     n = count if count is not None else (round(float(np.mean(per_class))) if per_class else 30)
     if n < 1:
         raise InvalidParameterError(f"A WaffleCLIP control needs >= 1 descriptor. Got {n}.")
-    return WaffleShape(max(1, n), max(1, round(float(np.mean(words)))),
-                       max(1, round(float(np.mean(lengths)))))
+    return WaffleShape(
+        max(1, n), max(1, round(float(np.mean(words)))), max(1, round(float(np.mean(lengths))))
+    )
 
 
 @lru_cache(maxsize=1)
@@ -158,8 +182,12 @@ def _whole_words() -> tuple[str, ...]:
 
 
 def waffle_descriptors(
-    shape: WaffleShape, *, kind: str = "mixed", seed: int = 0,
-    exclude: Sequence[str] = (), vocabulary: Sequence[str] | None = None,
+    shape: WaffleShape,
+    *,
+    kind: str = "mixed",
+    seed: int = 0,
+    exclude: Sequence[str] = (),
+    vocabulary: Sequence[str] | None = None,
 ) -> list[str]:
     """``shape.count`` random descriptors, shared by all classes (the "matched" recipe).
 
@@ -174,12 +202,17 @@ def waffle_descriptors(
         raise InvalidParameterError("The random-word vocabulary is empty after exclusions.")
     rng = np.random.default_rng(seed)
     n_words = {"words": shape.count, "chars": 0, "mixed": shape.count // 2}[kind]
-    out = [" ".join(vocab[i] for i in rng.integers(len(vocab), size=shape.words))
-           for _ in range(n_words)]
+    out = [
+        " ".join(vocab[i] for i in rng.integers(len(vocab), size=shape.words))
+        for _ in range(n_words)
+    ]
     for _ in range(shape.count - n_words):
-        out.append(" ".join(
-            "".join(rng.choice(list(_CHARS), size=shape.word_length)) for _ in range(shape.words)
-        ))
+        out.append(
+            " ".join(
+                "".join(rng.choice(list(_CHARS), size=shape.word_length))
+                for _ in range(shape.words)
+            )
+        )
     return out
 
 
@@ -209,11 +242,20 @@ class WaffleCLIPClassifier(ScoreClassifier):
     """
 
     def __init__(
-        self, encoder: Encoder, classes: ClassSet | Sequence[str] | None = None, *,
-        match: DescriptorSet | str | None = None, recipe: str = "reference", n_pairs: int = 15,
-        n_descriptors: int | None = None, kind: str = "mixed",
-        seeds: Sequence[int] = (0, 1, 2, 3, 4, 5, 6), template: str | None = None,
-        concept: str | None = None, sentence_style: str | None = None, batch_size: int = 256,
+        self,
+        encoder: Encoder,
+        classes: ClassSet | Sequence[str] | None = None,
+        *,
+        match: DescriptorSet | str | None = None,
+        recipe: str = "reference",
+        n_pairs: int = 15,
+        n_descriptors: int | None = None,
+        kind: str = "mixed",
+        seeds: Sequence[int] = (0, 1, 2, 3, 4, 5, 6),
+        template: str | None = None,
+        concept: str | None = None,
+        sentence_style: str | None = None,
+        batch_size: int = 256,
     ) -> None:
         self.encoder = encoder
         self.classes = classes
@@ -228,16 +270,20 @@ class WaffleCLIPClassifier(ScoreClassifier):
         self.sentence_style = sentence_style
         self.batch_size = batch_size
 
-    def _draw(self, classes: ClassSet, matched: DescriptorSet | None, seeds: tuple[int, ...]
-              ) -> tuple[Any, list[list[str]]]:
+    def _draw(
+        self, classes: ClassSet, matched: DescriptorSet | None, seeds: tuple[int, ...]
+    ) -> tuple[Any, list[list[str]]]:
         if self.recipe == "reference":
-            recipe = reference_recipe(classes.names, matched.descriptors if matched else None,
-                                      n_pairs=self.n_pairs)
+            recipe = reference_recipe(
+                classes.names, matched.descriptors if matched else None, n_pairs=self.n_pairs
+            )
             return recipe, [reference_descriptors(recipe, seed=s, kind=self.kind) for s in seeds]
-        shape = waffle_shape(classes.names, matched.descriptors if matched else None,
-                             self.n_descriptors)
-        return shape, [waffle_descriptors(shape, kind=self.kind, seed=s, exclude=classes.names)
-                       for s in seeds]
+        shape = waffle_shape(
+            classes.names, matched.descriptors if matched else None, self.n_descriptors
+        )
+        return shape, [
+            waffle_descriptors(shape, kind=self.kind, seed=s, exclude=classes.names) for s in seeds
+        ]
 
     def _sentence_args(self) -> dict[str, Any]:
         reference = self.recipe == "reference"
@@ -298,8 +344,9 @@ class WaffleCLIPClassifier(ScoreClassifier):
         self._check_fitted()
         X = as_embeddings(X, dim=self.weights_.shape[1])
         S, C, D = self.seed_weights_.shape
-        flat = matmul_scores(X, self.seed_weights_.reshape(S * C, D),
-                             getattr(self.encoder, "device", "cpu"))
+        flat = matmul_scores(
+            X, self.seed_weights_.reshape(S * C, D), getattr(self.encoder, "device", "cpu")
+        )
         return flat.reshape(len(X), S, C).transpose(1, 0, 2)
 
     def accuracy_over_seeds(self, X: Any, y: Any) -> tuple[float, float, list[float]]:

@@ -8,7 +8,9 @@ from zsvl.models.base import EncodedImages, Encoder, ImageFailure
 from zsvl.models.registry import REGISTRY, list_models, resolve_spec
 from zsvl.models.spec import ModelSpec, SpecLike, parse_spec
 
-DEFAULT_MODEL = "ViT-B-32:laion2b_s34b_b79k"  # what zsvl.load_model and zsvl.classify use by default
+DEFAULT_MODEL = (
+    "ViT-B-32:laion2b_s34b_b79k"  # what zsvl.load_model and zsvl.classify use by default
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch

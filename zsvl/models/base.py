@@ -12,6 +12,7 @@ from zsvl.data.failures import ImageFailure, OnError  # re-exported: part of the
 
 __all__ = ["Encoder", "EncodedImages", "ImageFailure", "OnError"]
 
+
 @dataclass(frozen=True)
 class EncodedImages:
     """Embeddings of the inputs that could be read, and a record of those that could not.

@@ -45,8 +45,7 @@ def memo_path() -> Path:
 
 
 def _stamp(st: os.stat_result) -> dict[str, int]:
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino,
-            "device": st.st_dev}
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino, "device": st.st_dev}
 
 
 def _read_memo(path: Path) -> dict[str, Any]:
@@ -71,11 +70,17 @@ def file_digest(path: str | os.PathLike[str]) -> str:
     with _lock:
         memo = _read_memo(memo_file)
         entry = memo.get(str(real))
-        if isinstance(entry, dict) and {k: entry.get(k) for k in stamp} == stamp and \
-                isinstance(entry.get("sha256"), str):
+        if (
+            isinstance(entry, dict)
+            and {k: entry.get(k) for k in stamp} == stamp
+            and isinstance(entry.get("sha256"), str)
+        ):
             return entry["sha256"]
-    logger.info("Hashing the weights file %s (%.0f MB) once; the digest is remembered.", real,
-                stamp["size"] / 1e6)
+    logger.info(
+        "Hashing the weights file %s (%.0f MB) once; the digest is remembered.",
+        real,
+        stamp["size"] / 1e6,
+    )
     try:
         digest = sha256_file(real)
     except OSError as exc:
@@ -106,6 +111,9 @@ def local_dir_files(folder: str | os.PathLike[str]) -> list[tuple[str, Path]]:
     """The files of a ``local-dir:`` folder that can change the model: the config and every
     weights file open_clip might pick (``*.safetensors``, ``*.bin``, ``*.pth``, ``*.pt``)."""
     root = Path(folder)
-    files = [p for p in sorted(root.iterdir()) if p.is_file() and (
-        p.name == "open_clip_config.json" or p.suffix in _WEIGHT_SUFFIXES)]
+    files = [
+        p
+        for p in sorted(root.iterdir())
+        if p.is_file() and (p.name == "open_clip_config.json" or p.suffix in _WEIGHT_SUFFIXES)
+    ]
     return [(p.name, p) for p in files]

@@ -24,8 +24,14 @@ from zsvl.models.identity import file_digest, files_digest, local_dir_files
 from zsvl.models.spec import ModelSpec
 
 __all__ = [
-    "check_weights_available", "weights_id", "warn_quickgelu", "hf_offline", "hub_offline",
-    "probe_hub", "is_download_failure", "translate_load_error",
+    "check_weights_available",
+    "weights_id",
+    "warn_quickgelu",
+    "hf_offline",
+    "hub_offline",
+    "probe_hub",
+    "is_download_failure",
+    "translate_load_error",
 ]
 
 logger = logging.getLogger(__name__)
@@ -133,30 +139,42 @@ def _where_hub_cache(cache_dir: str | None) -> str:
 def _missing_error(spec: ModelSpec, reason: str, cache_dir: str | None) -> WeightsNotFoundError:
     """The error that says, with commands that run as written, how to provide the weights."""
     location = _hf_location(spec)
-    lines = [f"Weights for {spec} are not available: {reason}.",
-             "On a machine with network, get them and bring them here in one of these ways:"]
+    lines = [
+        f"Weights for {spec} are not available: {reason}.",
+        "On a machine with network, get them and bring them here in one of these ways:",
+    ]
     if location is not None:
         repo, filenames = location
         files = filenames[0] + (f" {_HF_CONFIG}" if spec.schema == "hf-hub" else "")
         if spec.schema == "hf-hub":
-            lines += [f"  1. a folder:  hf download {repo} {files} --local-dir {repo.split('/')[-1]}",
-                      f"     then use the model spec local-dir:{repo.split('/')[-1]}"]
+            lines += [
+                f"  1. a folder:  hf download {repo} {files} --local-dir {repo.split('/')[-1]}",
+                f"     then use the model spec local-dir:{repo.split('/')[-1]}",
+            ]
         else:
-            lines += [f"  1. a file:  hf download {repo} {files} --local-dir weights",
-                      f"     then use the model spec {spec.arch}:weights/{filenames[0]}"]
-        lines += [f"  2. the Hugging Face cache:  hf download {repo} {files}",
-                  "     then copy that machine's hub cache folder (~/.cache/huggingface/hub) to "
-                  f"{_where_hub_cache(cache_dir)} on this one and run with HF_HUB_OFFLINE=1"]
+            lines += [
+                f"  1. a file:  hf download {repo} {files} --local-dir weights",
+                f"     then use the model spec {spec.arch}:weights/{filenames[0]}",
+            ]
+        lines += [
+            f"  2. the Hugging Face cache:  hf download {repo} {files}",
+            "     then copy that machine's hub cache folder (~/.cache/huggingface/hub) to "
+            f"{_where_hub_cache(cache_dir)} on this one and run with HF_HUB_OFFLINE=1",
+        ]
     else:
         url = _weights_url(spec)
         name = Path(urlsplit(url).path).name if url else "weights.pt"
         if url:
-            lines += [f"  1. a file:  curl -L -o {name} {url}",
-                      f"     then use the model spec {spec.arch}:{name}"]
+            lines += [
+                f"  1. a file:  curl -L -o {name} {url}",
+                f"     then use the model spec {spec.arch}:{name}",
+            ]
         else:
             lines += [f"  1. a file:  the model spec {spec.arch}:/path/to/{name}"]
-    lines.append("  3. any folder with open_clip_config.json and the weights: the model spec "
-                 "local-dir:/path/to/folder")
+    lines.append(
+        "  3. any folder with open_clip_config.json and the weights: the model spec "
+        "local-dir:/path/to/folder"
+    )
     lines.append("Model specs go to --model on the command line and to zsvl.load_model in Python.")
     return WeightsNotFoundError("\n".join(lines))
 
@@ -185,15 +203,23 @@ def check_weights_available(spec: ModelSpec, *, cache_dir: str | None = None) ->
     cached = bool(cached_hub_files(spec, cache_dir))
     if hf_offline():
         if not cached:
-            raise _missing_error(spec, f"HF_HUB_OFFLINE is set and {location[0]} is not in the "
-                                       f"cache {_where_hub_cache(cache_dir)}", cache_dir)
+            raise _missing_error(
+                spec,
+                f"HF_HUB_OFFLINE is set and {location[0]} is not in the "
+                f"cache {_where_hub_cache(cache_dir)}",
+                cache_dir,
+            )
         return False
     unreachable = probe_hub()
     if unreachable is None:
         return False
     if not cached:
-        raise _missing_error(spec, f"no network ({unreachable}) and {location[0]} is not in the "
-                                   f"cache {_where_hub_cache(cache_dir)}", cache_dir)
+        raise _missing_error(
+            spec,
+            f"no network ({unreachable}) and {location[0]} is not in the "
+            f"cache {_where_hub_cache(cache_dir)}",
+            cache_dir,
+        )
     logger.info("%s; loading %s from the Hugging Face cache.", unreachable, spec)
     return True
 
@@ -211,9 +237,14 @@ def is_download_failure(error: BaseException) -> bool:
     """True when ``error`` (or what caused it) is a Hugging Face or network failure."""
     from huggingface_hub import errors as hf_errors
 
-    kinds: tuple[type[BaseException], ...] = (hf_errors.OfflineModeIsEnabled, hf_errors.LocalEntryNotFoundError,
-             hf_errors.HfHubHTTPError, hf_errors.EntryNotFoundError, ConnectionError,
-             TimeoutError)
+    kinds: tuple[type[BaseException], ...] = (
+        hf_errors.OfflineModeIsEnabled,
+        hf_errors.LocalEntryNotFoundError,
+        hf_errors.HfHubHTTPError,
+        hf_errors.EntryNotFoundError,
+        ConnectionError,
+        TimeoutError,
+    )
     for module in ("httpx2", "httpx"):  # the HTTP stack of the installed hub
         try:
             kinds += (__import__(module).TransportError,)
@@ -222,8 +253,9 @@ def is_download_failure(error: BaseException) -> bool:
     return any(isinstance(e, kinds) for e in _chain(error))
 
 
-def translate_load_error(spec: ModelSpec, error: BaseException,
-                         cache_dir: str | None = None) -> WeightsNotFoundError:
+def translate_load_error(
+    spec: ModelSpec, error: BaseException, cache_dir: str | None = None
+) -> WeightsNotFoundError:
     """Turn open_clip's download failure into the error that says how to provide the weights."""
     root = next((e for e in _chain(error) if e.__cause__ is None and e.__context__ is None), error)
     reason = f"the download failed ({type(root).__name__}: {' '.join(str(root).split())[:200]})"

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from zsvl._lazy import lazy_exports
 
-__all__ = ["build_service", "create_app", "run", "Service", "BatchConfig", "Limits",
-           "MicroBatcher"]
+__all__ = ["build_service", "create_app", "run", "Service", "BatchConfig", "Limits", "MicroBatcher"]
 
 _LAZY = {
     "build_service": "zsvl.serve.server",

@@ -42,13 +42,17 @@ class TextSearch(BaseModel):
     queries: list[str] | None = Field(None, description="several text queries")
     index: str | None = Field(None, description="index name (default: the first loaded)")
     k: int = Field(10, description="captions per query")
-    dedupe: float | None = Field(None, description="drop captions with cosine >= this to a "
-                                 "better one (e.g. 0.94)")
+    dedupe: float | None = Field(
+        None, description="drop captions with cosine >= this to a better one (e.g. 0.94)"
+    )
 
 
 def _error(status: int, code: str, message: str, headers: dict | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"status": status, "code": code, "message": message}},
-                        status_code=status, headers=headers)
+    return JSONResponse(
+        {"error": {"status": status, "code": code, "message": message}},
+        status_code=status,
+        headers=headers,
+    )
 
 
 class BodyLimit:
@@ -78,8 +82,10 @@ class BodyLimit:
         return await self.app(scope, limited, send)
 
     def _message(self, size: int) -> str:
-        return (f"The request body is {size:,} bytes (or more); the server accepts at most "
-                f"{self.max_bytes:,} (set by --max-upload-mb).")
+        return (
+            f"The request body is {size:,} bytes (or more); the server accepts at most "
+            f"{self.max_bytes:,} (set by --max-upload-mb)."
+        )
 
 
 def create_app(service: Service, *, token: str | None = None) -> FastAPI:
@@ -92,9 +98,13 @@ def create_app(service: Service, *, token: str | None = None) -> FastAPI:
         yield
         await service.stop()
 
-    app = FastAPI(title="zsvl serve", version=__version__, lifespan=lifespan,
-                  description="Caption search, zero-shot and vocabulary-free classification "
-                              "with CLIP-style models (zsvl).")
+    app = FastAPI(
+        title="zsvl serve",
+        version=__version__,
+        lifespan=lifespan,
+        description="Caption search, zero-shot and vocabulary-free classification "
+        "with CLIP-style models (zsvl).",
+    )
     app.state.service = service
     app.add_middleware(BodyLimit, max_bytes=service.limits.max_upload_bytes)
     _add_error_handlers(app)
@@ -104,13 +114,18 @@ def create_app(service: Service, *, token: str | None = None) -> FastAPI:
         if token is None:
             return True
         scheme, _, value = request.headers.get("authorization", "").partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(),
-                                                                  token.encode())
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            value.strip().encode(), token.encode()
+        )
 
     async def require_token(request: Request) -> None:
         if not authorized(request):
-            raise RequestError(401, "unauthorized", "Missing or wrong bearer token; send "
-                               "'Authorization: Bearer <token>' (the server's --token).")
+            raise RequestError(
+                401,
+                "unauthorized",
+                "Missing or wrong bearer token; send "
+                "'Authorization: Bearer <token>' (the server's --token).",
+            )
 
     auth = [Depends(require_token)]
 
@@ -127,17 +142,35 @@ def create_app(service: Service, *, token: str | None = None) -> FastAPI:
 
     @app.get("/indexes", dependencies=auth, summary="Loaded indexes (with manifests), classifiers")
     async def indexes() -> dict:
-        return {"model": service.model, "fingerprint": service.encoder.fingerprint,
-                "indexes": service.describe_indexes(),
-                "classifiers": service.describe_classifiers(),
-                "descriptor_sets": _descriptor_sets()}
+        return {
+            "model": service.model,
+            "fingerprint": service.encoder.fingerprint,
+            "indexes": service.describe_indexes(),
+            "classifiers": service.describe_classifiers(),
+            "descriptor_sets": _descriptor_sets(),
+        }
 
-    @app.post("/search", dependencies=auth, summary="Top-k captions for text or an image",
-              openapi_extra=_body({"application/json": {"schema": TextSearch.model_json_schema()},
-                                   "multipart/form-data": {"schema": _form_schema(
-                                       {"image": "one image file (or several 'image' parts)",
-                                        "index": "index name", "k": "captions per image",
-                                        "dedupe": "near-duplicate cosine"}, files=("image",))}}))
+    @app.post(
+        "/search",
+        dependencies=auth,
+        summary="Top-k captions for text or an image",
+        openapi_extra=_body(
+            {
+                "application/json": {"schema": TextSearch.model_json_schema()},
+                "multipart/form-data": {
+                    "schema": _form_schema(
+                        {
+                            "image": "one image file (or several 'image' parts)",
+                            "index": "index name",
+                            "k": "captions per image",
+                            "dedupe": "near-duplicate cosine",
+                        },
+                        files=("image",),
+                    )
+                },
+            }
+        ),
+    )
     async def search(request: Request) -> JSONResponse:
         kind = _content_kind(request)
         if kind == "json":
@@ -149,26 +182,52 @@ def create_app(service: Service, *, token: str | None = None) -> FastAPI:
             k, name = check_k(body.k, limits), service.index_name(body.index)
             dedupe = _dedupe(body.dedupe)
             hits = await service.search([SearchItem(name, t, k, dedupe) for t in texts])
-            return JSONResponse({"index": name, "k": k, "results": [
-                {"query": t, "hits": h} for t, h in zip(texts, hits, strict=True)]})
+            return JSONResponse(
+                {
+                    "index": name,
+                    "k": k,
+                    "results": [{"query": t, "hits": h} for t, h in zip(texts, hits, strict=True)],
+                }
+            )
         form = await _form(request, limits)
         name = service.index_name(_field(form, "index"))
         k = check_k(_field(form, "k") or 10, limits)
         dedupe = _dedupe(_field(form, "dedupe"))
         files, images = await _images(form, ("image", "images"), limits)
         hits = await service.search_images(name, images, k, dedupe)
-        return JSONResponse({"index": name, "k": k, "results": [
-            {"query": f.filename, "hits": h} for f, h in zip(files, hits, strict=True)]})
+        return JSONResponse(
+            {
+                "index": name,
+                "k": k,
+                "results": [
+                    {"query": f.filename, "hits": h} for f, h in zip(files, hits, strict=True)
+                ],
+            }
+        )
 
-    @app.post("/classify", dependencies=auth, summary="Classify images with a class list or a "
-              "saved classifier", openapi_extra=_body({"multipart/form-data": {
-                  "schema": _form_schema({
-                      "images": "image files", "classes": "JSON list or one name per line",
-                      "classifier": "name of a loaded saved classifier",
-                      "templates": "template set name or one template with {}",
-                      "descriptors": "packaged descriptor set (explanations)",
-                      "top_k": "classes listed per image", "explain": "descriptors shown"},
-                      files=("images",))}}))
+    @app.post(
+        "/classify",
+        dependencies=auth,
+        summary="Classify images with a class list or a saved classifier",
+        openapi_extra=_body(
+            {
+                "multipart/form-data": {
+                    "schema": _form_schema(
+                        {
+                            "images": "image files",
+                            "classes": "JSON list or one name per line",
+                            "classifier": "name of a loaded saved classifier",
+                            "templates": "template set name or one template with {}",
+                            "descriptors": "packaged descriptor set (explanations)",
+                            "top_k": "classes listed per image",
+                            "explain": "descriptors shown",
+                        },
+                        files=("images",),
+                    )
+                }
+            }
+        ),
+    )
     async def classify(request: Request) -> JSONResponse:
         form = await _form(request, limits)
         classifier = _field(form, "classifier") or None
@@ -176,22 +235,47 @@ def create_app(service: Service, *, token: str | None = None) -> FastAPI:
         raw = _field(form, "classes")
         classes = _class_list(raw, limits) if raw is not None else None
         if classifier is None and descriptors is None and classes is None:
-            raise RequestError(422, "empty_classes", "Give 'classes' (a JSON list or one name "
-                               "per line), 'descriptors' or a loaded 'classifier'.")
+            raise RequestError(
+                422,
+                "empty_classes",
+                "Give 'classes' (a JSON list or one name "
+                "per line), 'descriptors' or a loaded 'classifier'.",
+            )
         top_k = check_k(_field(form, "top_k") or 5, limits, "top_k")
         explain = check_k(_field(form, "explain") or 3, limits, "explain")
         files, images = await _images(form, ("images", "image"), limits)
-        out = await service.classify(images, classes=classes, classifier=classifier,
-                                     templates=_field(form, "templates") or None,
-                                     descriptors=descriptors, top_k=top_k, explain=explain)
+        out = await service.classify(
+            images,
+            classes=classes,
+            classifier=classifier,
+            templates=_field(form, "templates") or None,
+            descriptors=descriptors,
+            top_k=top_k,
+            explain=explain,
+        )
         for f, rec in zip(files, out["results"], strict=True):
             rec["image"] = f.filename
         return JSONResponse(out)
 
-    @app.post("/name", dependencies=auth, summary="Vocabulary-free names for images (CaSED)",
-              openapi_extra=_body({"multipart/form-data": {"schema": _form_schema(
-                  {"images": "image files", "index": "caption index name",
-                   "top_k": "candidates listed"}, files=("images",))}}))
+    @app.post(
+        "/name",
+        dependencies=auth,
+        summary="Vocabulary-free names for images (CaSED)",
+        openapi_extra=_body(
+            {
+                "multipart/form-data": {
+                    "schema": _form_schema(
+                        {
+                            "images": "image files",
+                            "index": "caption index name",
+                            "top_k": "candidates listed",
+                        },
+                        files=("images",),
+                    )
+                }
+            }
+        ),
+    )
     async def name(request: Request) -> JSONResponse:
         form = await _form(request, limits)
         index = service.index_name(_field(form, "index"))
@@ -218,8 +302,12 @@ def _content_kind(request: Request) -> str:
         return "json"
     if ctype in ("multipart/form-data", "application/x-www-form-urlencoded"):
         return "form"
-    raise RequestError(415, "unsupported_media_type", "Send application/json (a text query) "
-                       f"or multipart/form-data (an image upload). Got {ctype or 'no type'!r}.")
+    raise RequestError(
+        415,
+        "unsupported_media_type",
+        "Send application/json (a text query) "
+        f"or multipart/form-data (an image upload). Got {ctype or 'no type'!r}.",
+    )
 
 
 async def _json(request: Request) -> Any:
@@ -227,14 +315,18 @@ async def _json(request: Request) -> Any:
     try:
         return json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RequestError(400, "malformed_json", f"The request body is not valid JSON: {exc}."
-                           ) from None
+        raise RequestError(
+            400, "malformed_json", f"The request body is not valid JSON: {exc}."
+        ) from None
 
 
 async def _form(request: Request, limits: Any) -> Any:
     if _content_kind(request) != "form":
-        raise RequestError(415, "unsupported_media_type", "This endpoint takes "
-                           "multipart/form-data (image files and form fields).")
+        raise RequestError(
+            415,
+            "unsupported_media_type",
+            "This endpoint takes multipart/form-data (image files and form fields).",
+        )
     return await request.form(max_files=10 * limits.max_images, max_fields=100)
 
 
@@ -263,8 +355,9 @@ def _class_list(raw: str, limits: Any) -> list[str]:
         try:
             names = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise RequestError(400, "malformed_json", f"'classes' is not a valid JSON list: {exc}."
-                               ) from None
+            raise RequestError(
+                400, "malformed_json", f"'classes' is not a valid JSON list: {exc}."
+            ) from None
         if not isinstance(names, list):
             raise RequestError(422, "bad_classes", "'classes' must be a JSON list of names.")
     else:
@@ -272,7 +365,9 @@ def _class_list(raw: str, limits: Any) -> list[str]:
     names = check_texts(names, limits, what="classes", max_count=limits.max_classes)
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
-        raise RequestError(422, "bad_classes", f"Class names must be distinct; repeated: {dup[:5]}.")
+        raise RequestError(
+            422, "bad_classes", f"Class names must be distinct; repeated: {dup[:5]}."
+        )
     return names
 
 
@@ -285,8 +380,10 @@ async def _images(form: Any, fields: tuple[str, ...], limits: Any) -> tuple[list
         raise RequestError(422, "no_image", f"Upload at least one image as '{fields[0]}'.")
     check_count(len(files), limits.max_images, "images")
     datas = [await f.read() for f in files]
-    images = [await run_in_threadpool(decode_upload, d, f.filename or f"image {i}", limits)
-              for i, (f, d) in enumerate(zip(files, datas, strict=True))]
+    images = [
+        await run_in_threadpool(decode_upload, d, f.filename or f"image {i}", limits)
+        for i, (f, d) in enumerate(zip(files, datas, strict=True))
+    ]
     return files, images
 
 
@@ -295,9 +392,14 @@ def _body(content: dict) -> dict:
 
 
 def _form_schema(fields: dict[str, str], files: tuple[str, ...]) -> dict:
-    props = {name: ({"type": "array", "items": {"type": "string", "format": "binary"},
-                     "description": desc} if name in files else
-                    {"type": "string", "description": desc}) for name, desc in fields.items()}
+    props = {
+        name: (
+            {"type": "array", "items": {"type": "string", "format": "binary"}, "description": desc}
+            if name in files
+            else {"type": "string", "description": desc}
+        )
+        for name, desc in fields.items()
+    }
     return {"type": "object", "properties": props, "required": list(files)}
 
 
@@ -311,14 +413,19 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ValidationError)
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: Any) -> JSONResponse:
-        parts = [f"{'.'.join(str(x) for x in e.get('loc', ()) if x != 'body') or 'body'}: "
-                 f"{e.get('msg')}" for e in exc.errors()]
+        parts = [
+            f"{'.'.join(str(x) for x in e.get('loc', ()) if x != 'body') or 'body'}: {e.get('msg')}"
+            for e in exc.errors()
+        ]
         return _error(422, "invalid_request", "; ".join(parts) or "invalid request")
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {400: "malformed_form", 404: "not_found",  # 400: the multipart parser's
-                405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {
+            400: "malformed_form",
+            404: "not_found",  # 400: the multipart parser's
+            405: "method_not_allowed",
+        }.get(exc.status_code, "http_error")
         return _error(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(ZsvlError)
@@ -328,5 +435,9 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def crash(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("Unhandled error on %s %s", request.method, request.url.path)
-        return _error(500, "internal_error", f"The server failed on this request "
-                      f"({type(exc).__name__}); it keeps serving. See the server log.")
+        return _error(
+            500,
+            "internal_error",
+            f"The server failed on this request "
+            f"({type(exc).__name__}); it keeps serving. See the server log.",
+        )

@@ -52,7 +52,7 @@ def length_groups(lengths: Sequence[int], fixed_cost: float) -> list[list[int]]:
     groups = []
     j = n
     while j > 0:
-        groups.append(order[cut[j]:j])
+        groups.append(order[cut[j] : j])
         j = cut[j]
     return groups[::-1]
 
@@ -86,12 +86,20 @@ class BatchStats:
         for top in sorted(self.by_size):
             n, items, seconds = self.by_size[top]
             label = str(top) if top <= 2 else f"{top // 2 + 1}-{top}"
-            sizes[label] = {"batches": int(n), "items": int(items),
-                            "ms_per_batch": round(1000 * seconds / n, 2),
-                            "ms_per_item": round(1000 * seconds / items, 2)}
-        return {"batches": self.batches, "items": self.items, "largest_batch": self.largest,
-                "mean_batch": round(mean, 2), "busy_s": round(self.busy_s, 3),
-                "by_size": sizes}
+            sizes[label] = {
+                "batches": int(n),
+                "items": int(items),
+                "ms_per_batch": round(1000 * seconds / n, 2),
+                "ms_per_item": round(1000 * seconds / items, 2),
+            }
+        return {
+            "batches": self.batches,
+            "items": self.items,
+            "largest_batch": self.largest,
+            "mean_batch": round(mean, 2),
+            "busy_s": round(self.busy_s, 3),
+            "by_size": sizes,
+        }
 
 
 class MicroBatcher:
@@ -105,9 +113,16 @@ class MicroBatcher:
     executor : where ``fn`` runs; one thread keeps model calls serial.
     """
 
-    def __init__(self, fn: Callable[[list[Any]], Sequence[Any]], *, max_batch: int = 64,
-                 max_wait_s: float = 0.005, max_queue: int = 1024,
-                 executor: Executor | None = None, name: str = "batcher") -> None:
+    def __init__(
+        self,
+        fn: Callable[[list[Any]], Sequence[Any]],
+        *,
+        max_batch: int = 64,
+        max_wait_s: float = 0.005,
+        max_queue: int = 1024,
+        executor: Executor | None = None,
+        name: str = "batcher",
+    ) -> None:
         if max_batch < 1 or max_wait_s < 0 or max_queue < 1:
             raise ValueError("max_batch >= 1, max_wait_s >= 0 and max_queue >= 1 are required.")
         self.fn = fn
@@ -146,8 +161,12 @@ class MicroBatcher:
     async def submit(self, item: Any) -> Any:
         """Queue ``item`` and wait for ``fn``'s result for it."""
         if len(self._queue) >= self.max_queue:
-            raise RequestError(503, "busy", f"The server has {len(self._queue)} requests waiting "
-                               "for the model; retry in a moment.")
+            raise RequestError(
+                503,
+                "busy",
+                f"The server has {len(self._queue)} requests waiting "
+                "for the model; retry in a moment.",
+            )
         self.start()
         fut = asyncio.get_running_loop().create_future()
         self._queue.append((item, fut))
@@ -188,11 +207,15 @@ class MicroBatcher:
             try:
                 results, seconds = await loop.run_in_executor(self.executor, self._timed, items)
                 if len(results) != len(items):
-                    raise RuntimeError(f"{self.name}: {len(results)} results for {len(items)} items")
+                    raise RuntimeError(
+                        f"{self.name}: {len(results)} results for {len(items)} items"
+                    )
             except asyncio.CancelledError:
                 for _, fut in batch:
                     if not fut.done():
-                        fut.set_exception(RequestError(503, "shutting_down", "The server is stopping."))
+                        fut.set_exception(
+                            RequestError(503, "shutting_down", "The server is stopping.")
+                        )
                 raise
             except Exception as exc:  # noqa: BLE001 - delivered to the callers, worker goes on
                 logger.exception("%s: a batch of %d failed", self.name, len(items))

@@ -59,19 +59,28 @@ def check_texts(texts: list[Any], limits: Limits, *, what: str, max_count: int) 
     out = []
     for i, text in enumerate(texts):
         if not isinstance(text, str) or not text.strip():
-            raise RequestError(422, f"bad_{what}", f"{what}[{i}] must be a non-empty string. "
-                               f"Got {text!r}.")
+            raise RequestError(
+                422, f"bad_{what}", f"{what}[{i}] must be a non-empty string. Got {text!r}."
+            )
         if len(text) > limits.max_query_chars:
-            raise RequestError(413, f"{what}_too_long", f"{what}[{i}] has {len(text)} characters; "
-                               f"the server accepts at most {limits.max_query_chars}.")
+            raise RequestError(
+                413,
+                f"{what}_too_long",
+                f"{what}[{i}] has {len(text)} characters; "
+                f"the server accepts at most {limits.max_query_chars}.",
+            )
         out.append(text.strip())
     return out
 
 
 def check_count(n: int, max_count: int, what: str) -> None:
     if n > max_count:
-        raise RequestError(413, f"too_many_{what}", f"The request has {n} {what}; the server "
-                           f"accepts at most {max_count} per request (send several requests).")
+        raise RequestError(
+            413,
+            f"too_many_{what}",
+            f"The request has {n} {what}; the server "
+            f"accepts at most {max_count} per request (send several requests).",
+        )
 
 
 def decode_upload(data: bytes, name: str, limits: Limits) -> Any:
@@ -89,18 +98,32 @@ def decode_upload(data: bytes, name: str, limits: Limits) -> Any:
     try:
         image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
-        raise RequestError(400, "bad_image", f"The uploaded file {name!r} is not a recognised "
-                           "image (corrupt, or not PNG/JPEG/WebP/GIF/BMP/TIFF).") from None
+        raise RequestError(
+            400,
+            "bad_image",
+            f"The uploaded file {name!r} is not a recognised "
+            "image (corrupt, or not PNG/JPEG/WebP/GIF/BMP/TIFF).",
+        ) from None
     except Exception as exc:  # noqa: BLE001 - PIL plugins raise many types on corrupt headers
-        raise RequestError(400, "bad_image", f"The uploaded file {name!r} cannot be read "
-                           f"({type(exc).__name__}: {exc}).") from None
+        raise RequestError(
+            400,
+            "bad_image",
+            f"The uploaded file {name!r} cannot be read ({type(exc).__name__}: {exc}).",
+        ) from None
     width, height = image.size
     if width * height > limits.max_pixels:
-        raise RequestError(413, "image_too_large", f"The uploaded image {name!r} is {width}x"
-                           f"{height} = {width * height:,} pixels; the server accepts at most "
-                           f"{limits.max_pixels:,}.")
+        raise RequestError(
+            413,
+            "image_too_large",
+            f"The uploaded image {name!r} is {width}x"
+            f"{height} = {width * height:,} pixels; the server accepts at most "
+            f"{limits.max_pixels:,}.",
+        )
     try:
         return load_image(image)
     except ZsvlError as exc:
-        raise RequestError(400, "bad_image", f"The uploaded image {name!r} cannot be decoded: "
-                           f"{getattr(exc, 'reason', exc)}") from None
+        raise RequestError(
+            400,
+            "bad_image",
+            f"The uploaded image {name!r} cannot be decoded: {getattr(exc, 'reason', exc)}",
+        ) from None

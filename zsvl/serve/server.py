@@ -27,11 +27,14 @@ def require_extra() -> None:
     """Fail with the install command when the ``serve`` extra is missing."""
     import importlib.util
 
-    missing = [m for m in ("fastapi", "uvicorn", "multipart")
-               if importlib.util.find_spec(m) is None]
+    missing = [
+        m for m in ("fastapi", "uvicorn", "multipart") if importlib.util.find_spec(m) is None
+    ]
     if missing:
-        raise ZsvlError(f"zsvl serve needs {', '.join(missing)}; install the extra with "
-                        "pip install 'zsvl[serve]'.")
+        raise ZsvlError(
+            f"zsvl serve needs {', '.join(missing)}; install the extra with "
+            "pip install 'zsvl[serve]'."
+        )
 
 
 def resolve_token(token: str | None) -> str | None:
@@ -47,16 +50,24 @@ def _named_paths(values: Sequence[str], what: str) -> dict[str, Path]:
         if not sep:
             name, path = Path(value).stem, value
         if name in out:
-            raise InvalidParameterError(f"Two {what}s are named {name!r}; name them with "
-                                        f"--{what} NAME={path}.")
+            raise InvalidParameterError(
+                f"Two {what}s are named {name!r}; name them with --{what} NAME={path}."
+            )
         out[name] = Path(path)
     return out
 
 
-def build_service(*, indexes: Sequence[str] = (), classifiers: Sequence[str] = (),
-                  model: str | None = None, device: str | None = None,
-                  limits: Limits | None = None, batching: BatchConfig | None = None,
-                  encoder: Any = None, threads: int | None = None) -> Service:
+def build_service(
+    *,
+    indexes: Sequence[str] = (),
+    classifiers: Sequence[str] = (),
+    model: str | None = None,
+    device: str | None = None,
+    limits: Limits | None = None,
+    batching: BatchConfig | None = None,
+    encoder: Any = None,
+    threads: int | None = None,
+) -> Service:
     """Load the encoder (``model``, else the spec recorded by the first index or saved
     classifier), the indexes and saved classifiers (both checked against the encoder's
     fingerprint) into a :class:`Service` (``threads``: see :class:`Service`)."""
@@ -82,8 +93,15 @@ def build_service(*, indexes: Sequence[str] = (), classifiers: Sequence[str] = (
         encoder = load_model(model, device=device, num_workers=0)
     loaded = {name: CaptionIndex.load(path, encoder) for name, path in index_paths.items()}
     saved = {name: _load_classifier(path, encoder) for name, path in clf_paths.items()}
-    return Service(encoder, loaded, classifiers=saved, limits=limits, batching=batching,
-                   model=model, threads=threads)
+    return Service(
+        encoder,
+        loaded,
+        classifiers=saved,
+        limits=limits,
+        batching=batching,
+        model=model,
+        threads=threads,
+    )
 
 
 def _load_classifier(path: Path, encoder: Any) -> Any:
@@ -92,8 +110,14 @@ def _load_classifier(path: Path, encoder: Any) -> Any:
     return load_classifier(path, encoder=encoder)
 
 
-def run(service: Service, *, host: str = "127.0.0.1", port: int = 8000,
-        token: str | None = None, log_level: str = "info") -> None:
+def run(
+    service: Service,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    token: str | None = None,
+    log_level: str = "info",
+) -> None:
     """Serve ``service`` with uvicorn until interrupted."""
     import uvicorn
 
@@ -101,8 +125,12 @@ def run(service: Service, *, host: str = "127.0.0.1", port: int = 8000,
 
     token = resolve_token(token)
     if host not in ("127.0.0.1", "localhost", "::1") and token is None:
-        logger.warning("Serving on %s without a token: anyone who can reach it can query it "
-                       "(set --token or $%s).", host, TOKEN_ENV)
+        logger.warning(
+            "Serving on %s without a token: anyone who can reach it can query it "
+            "(set --token or $%s).",
+            host,
+            TOKEN_ENV,
+        )
     app = create_app(service, token=token)
     try:
         uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
@@ -115,40 +143,62 @@ def main(args: Any) -> int:
     require_extra()
     if args.threads is not None and args.threads < 1:
         raise InvalidParameterError(f"--threads must be at least 1. Got {args.threads}.")
-    limits = Limits(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
-                    max_pixels=int(args.max_pixels), max_images=args.max_batch_images,
-                    max_k=args.max_k)
-    batching = BatchConfig(enabled=not args.no_batching, max_batch=args.batch_size,
-                           max_wait_ms=args.batch_wait_ms)
-    service = build_service(indexes=args.index or (), classifiers=args.classifier or (),
-                            model=args.model, device=args.device, limits=limits,
-                            batching=batching, threads=args.threads or default_threads())
-    print(f"zsvl serve: http://{args.host}:{args.port}/  (API docs at /docs; "
-          f"{len(service.indexes)} index(es), model {service.model})", flush=True)
+    limits = Limits(
+        max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
+        max_pixels=int(args.max_pixels),
+        max_images=args.max_batch_images,
+        max_k=args.max_k,
+    )
+    batching = BatchConfig(
+        enabled=not args.no_batching, max_batch=args.batch_size, max_wait_ms=args.batch_wait_ms
+    )
+    service = build_service(
+        indexes=args.index or (),
+        classifiers=args.classifier or (),
+        model=args.model,
+        device=args.device,
+        limits=limits,
+        batching=batching,
+        threads=args.threads or default_threads(),
+    )
+    print(
+        f"zsvl serve: http://{args.host}:{args.port}/  (API docs at /docs; "
+        f"{len(service.indexes)} index(es), model {service.model})",
+        flush=True,
+    )
     run(service, host=args.host, port=args.port, token=args.token)
     return 0
 
 
 def add_serve_parser(sub: Any) -> None:
     """Register ``zsvl serve`` on a subparsers object."""
-    p = sub.add_parser("serve", help="HTTP API + web page for search and classification "
-                                     "(needs zsvl[serve])")
+    p = sub.add_parser(
+        "serve", help="HTTP API + web page for search and classification (needs zsvl[serve])"
+    )
     p.add_argument("--index", action="append", help="caption index DIR or NAME=DIR (repeatable)")
-    p.add_argument("--classifier", action="append",
-                   help="saved classifier FILE or NAME=FILE (repeatable)")
+    p.add_argument(
+        "--classifier", action="append", help="saved classifier FILE or NAME=FILE (repeatable)"
+    )
     p.add_argument("--model", default=None, help="model spec (default: the first index's)")
     p.add_argument("--device", default=None, help="cpu, cuda (default: CUDA if present)")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default: %(default)s)")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--token", default=None,
-                   help=f"bearer token the API requires (or ${TOKEN_ENV})")
+    p.add_argument("--token", default=None, help=f"bearer token the API requires (or ${TOKEN_ENV})")
     p.add_argument("--no-batching", action="store_true", help="one model call per request")
     p.add_argument("--batch-size", type=int, default=64, help="most queries per model call")
-    p.add_argument("--batch-wait-ms", type=float, default=2.0,
-                   help="how long a request waits for others to batch with (default 2)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="intra-op threads of the model (default: the cores less one, at least "
-                        "1; the event loop needs the last core)")
+    p.add_argument(
+        "--batch-wait-ms",
+        type=float,
+        default=2.0,
+        help="how long a request waits for others to batch with (default 2)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="intra-op threads of the model (default: the cores less one, at least "
+        "1; the event loop needs the last core)",
+    )
     p.add_argument("--max-upload-mb", type=float, default=8.0, help="request body limit")
     p.add_argument("--max-pixels", type=float, default=16e6, help="pixels per image limit")
     p.add_argument("--max-batch-images", type=int, default=32, help="images per request")

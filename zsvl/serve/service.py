@@ -11,8 +11,8 @@ Every answer is the library's answer for the same input: ``CaptionIndex.search``
 
 from __future__ import annotations
 
-import functools
 import asyncio
+import functools
 import logging
 import os
 import re
@@ -109,8 +109,12 @@ class _Metadata:
 def _plain_name(name: str, what: str) -> str:
     """A packaged set's name (letters, digits, _ - and one ':'); never a path on the server."""
     if not re.fullmatch(r"[A-Za-z0-9_-]+(:[A-Za-z0-9_-]+)?", name):
-        raise RequestError(422, f"bad_{what}", f"{what} must name a packaged set (e.g. "
-                           f"'imagenet7', 'toy_fine_cbd'), not a path. Got {name!r}.")
+        raise RequestError(
+            422,
+            f"bad_{what}",
+            f"{what} must name a packaged set (e.g. "
+            f"'imagenet7', 'toy_fine_cbd'), not a path. Got {name!r}.",
+        )
     return name
 
 
@@ -125,10 +129,18 @@ class Service:
         unless told otherwise.
     """
 
-    def __init__(self, encoder: Any, indexes: dict[str, Any] | None = None, *,
-                 classifiers: dict[str, Any] | None = None, limits: Limits | None = None,
-                 batching: BatchConfig | None = None, model: str | None = None,
-                 cache_size: int = 32, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        encoder: Any,
+        indexes: dict[str, Any] | None = None,
+        *,
+        classifiers: dict[str, Any] | None = None,
+        limits: Limits | None = None,
+        batching: BatchConfig | None = None,
+        model: str | None = None,
+        cache_size: int = 32,
+        threads: int | None = None,
+    ) -> None:
         self.encoder = encoder
         self.indexes = dict(indexes or {})
         self.classifiers = dict(classifiers or {})
@@ -150,12 +162,22 @@ class Service:
         )
         size = batching.max_batch if batching.enabled else 1
         wait = batching.max_wait_ms / 1000 if batching.enabled else 0.0
-        self.search_batcher = MicroBatcher(self._search_batch, max_batch=size, max_wait_s=wait,
-                                           max_queue=limits.max_queue, executor=self.executor,
-                                           name="search")
-        self.image_batcher = MicroBatcher(self._embed_batch, max_batch=size, max_wait_s=wait,
-                                          max_queue=limits.max_queue, executor=self.executor,
-                                          name="images")
+        self.search_batcher = MicroBatcher(
+            self._search_batch,
+            max_batch=size,
+            max_wait_s=wait,
+            max_queue=limits.max_queue,
+            executor=self.executor,
+            name="search",
+        )
+        self.image_batcher = MicroBatcher(
+            self._embed_batch,
+            max_batch=size,
+            max_wait_s=wait,
+            max_queue=limits.max_queue,
+            executor=self.executor,
+            name="images",
+        )
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
@@ -177,35 +199,60 @@ class Service:
     def index_name(self, name: str | None) -> str:
         """``name``, or the first loaded index; 404 for an unknown or missing index."""
         if not self.indexes:
-            raise RequestError(404, "no_index", "No caption index is loaded; start the server "
-                               "with --index DIR.")
+            raise RequestError(
+                404, "no_index", "No caption index is loaded; start the server with --index DIR."
+            )
         if name is None or name == "":
             return next(iter(self.indexes))
         if name not in self.indexes:
-            raise RequestError(404, "unknown_index", f"Unknown index {name!r}; loaded: "
-                               f"{', '.join(self.indexes)}.")
+            raise RequestError(
+                404, "unknown_index", f"Unknown index {name!r}; loaded: {', '.join(self.indexes)}."
+            )
         return name
 
     def describe_indexes(self) -> list[dict[str, Any]]:
-        return [{"name": name, "path": str(ix.root), "count": ix.count, "dim": ix.dim,
-                 "factory": ix.manifest.get("factory"), "search_params": ix.search_params,
-                 "metadata_columns": ["id", "caption", *self._metadata[name].columns],
-                 "manifest": ix.manifest}
-                for name, ix in self.indexes.items()]
+        return [
+            {
+                "name": name,
+                "path": str(ix.root),
+                "count": ix.count,
+                "dim": ix.dim,
+                "factory": ix.manifest.get("factory"),
+                "search_params": ix.search_params,
+                "metadata_columns": ["id", "caption", *self._metadata[name].columns],
+                "manifest": ix.manifest,
+            }
+            for name, ix in self.indexes.items()
+        ]
 
     def describe_classifiers(self) -> list[dict[str, Any]]:
-        return [{"name": name, "kind": type(clf).__name__, "classes": list(clf.classes_),
-                 "explains": hasattr(clf, "explain")} for name, clf in self.classifiers.items()]
+        return [
+            {
+                "name": name,
+                "kind": type(clf).__name__,
+                "classes": list(clf.classes_),
+                "explains": hasattr(clf, "explain"),
+            }
+            for name, clf in self.classifiers.items()
+        ]
 
     def health(self) -> dict[str, Any]:
-        return {"status": "ok", "model": self.model, "fingerprint": self.encoder.fingerprint,
-                "indexes": list(self.indexes), "classifiers": list(self.classifiers),
-                "uptime_s": round(time.time() - self.started, 1), "threads": self.threads,
-                "batching": {"enabled": self.batching.enabled,
-                             "max_batch": self.search_batcher.max_batch,
-                             "max_wait_ms": self.batching.max_wait_ms if self.batching.enabled else 0,
-                             "search": self.search_batcher.stats.to_dict(),
-                             "images": self.image_batcher.stats.to_dict()}}
+        return {
+            "status": "ok",
+            "model": self.model,
+            "fingerprint": self.encoder.fingerprint,
+            "indexes": list(self.indexes),
+            "classifiers": list(self.classifiers),
+            "uptime_s": round(time.time() - self.started, 1),
+            "threads": self.threads,
+            "batching": {
+                "enabled": self.batching.enabled,
+                "max_batch": self.search_batcher.max_batch,
+                "max_wait_ms": self.batching.max_wait_ms if self.batching.enabled else 0,
+                "search": self.search_batcher.stats.to_dict(),
+                "images": self.image_batcher.stats.to_dict(),
+            },
+        }
 
     # -- batch functions (model thread) --------------------------------------------------
     def _search_batch(self, items: list[SearchItem]) -> list[list[dict[str, Any]]]:
@@ -230,9 +277,12 @@ class Service:
             for j, i in enumerate(rows):
                 ids = [int(x) for x in res.ids[j, : items[i].k] if x >= 0]
                 meta = self._metadata[name].lookup(ids)
-                out[i] = [{"id": id_, "caption": cap, "score": float(score), **m}
-                          for id_, cap, score, m in zip(ids, res.captions[j], res.scores[j],
-                                                        meta, strict=False)]
+                out[i] = [
+                    {"id": id_, "caption": cap, "score": float(score), **m}
+                    for id_, cap, score, m in zip(
+                        ids, res.captions[j], res.scores[j], meta, strict=False
+                    )
+                ]
         return out
 
     def _text_groups(self, texts: list[str]) -> list[list[int]]:
@@ -263,19 +313,28 @@ class Service:
         rows = await asyncio.gather(*(self.image_batcher.submit(im) for im in images))
         return np.stack(rows).astype(np.float32, copy=False)
 
-    async def search_images(self, index: str, images: list[Any], k: int,
-                            dedupe: float | None = None) -> list[list[dict[str, Any]]]:
+    async def search_images(
+        self, index: str, images: list[Any], k: int, dedupe: float | None = None
+    ) -> list[list[dict[str, Any]]]:
         X = await self.embed_images(images)
         return await self.search([SearchItem(index, x, k, dedupe) for x in X])
 
-    async def classify(self, images: list[Any], *, classes: list[str] | None = None,
-                       classifier: str | None = None, templates: str | None = None,
-                       descriptors: str | None = None, top_k: int = 5, explain: int = 3
-                       ) -> dict[str, Any]:
+    async def classify(
+        self,
+        images: list[Any],
+        *,
+        classes: list[str] | None = None,
+        classifier: str | None = None,
+        templates: str | None = None,
+        descriptors: str | None = None,
+        top_k: int = 5,
+        explain: int = 3,
+    ) -> dict[str, Any]:
         """Labels, probabilities, top-k and (for descriptor methods) explanations per image."""
         X = await self.embed_images(images)
-        return await self.run_model(self._classify, X, classes, classifier, templates,
-                                    descriptors, top_k, explain)
+        return await self.run_model(
+            self._classify, X, classes, classifier, templates, descriptors, top_k, explain
+        )
 
     async def name(self, index: str, images: list[Any], top_k: int = 5) -> list[dict[str, Any]]:
         """Vocabulary-free names (CaSED) with their candidates and the captions behind them."""
@@ -283,15 +342,23 @@ class Service:
         return await self.run_model(self._name, index, X, top_k)
 
     # -- model-thread helpers ------------------------------------------------------------
-    def _classifier(self, classes: list[str] | None, classifier: str | None,
-                    templates: str | None, descriptors: str | None) -> tuple[Any, dict]:
+    def _classifier(
+        self,
+        classes: list[str] | None,
+        classifier: str | None,
+        templates: str | None,
+        descriptors: str | None,
+    ) -> tuple[Any, dict]:
         from zsvl.errors import ZsvlError
 
         if classifier is not None:
             if classifier not in self.classifiers:
                 known = ", ".join(self.classifiers) or "none (start with --classifier FILE)"
-                raise RequestError(404, "unknown_classifier",
-                                   f"Unknown classifier {classifier!r}; loaded: {known}.")
+                raise RequestError(
+                    404,
+                    "unknown_classifier",
+                    f"Unknown classifier {classifier!r}; loaded: {known}.",
+                )
             clf = self.classifiers[classifier]
             return clf, {"name": classifier, "kind": type(clf).__name__}
         key = (tuple(classes or ()), templates, descriptors)
@@ -322,9 +389,16 @@ class Service:
             self._fitted.popitem(last=False)
         return clf, info
 
-    def _classify(self, X: np.ndarray, classes: list[str] | None, classifier: str | None,
-                  templates: str | None, descriptors: str | None, top_k: int, explain: int
-                  ) -> dict[str, Any]:
+    def _classify(
+        self,
+        X: np.ndarray,
+        classes: list[str] | None,
+        classifier: str | None,
+        templates: str | None,
+        descriptors: str | None,
+        top_k: int,
+        explain: int,
+    ) -> dict[str, Any]:
         clf, info = self._classifier(classes, classifier, templates, descriptors)
         names = list(clf.classes_)
         proba = clf.predict_proba(X)
@@ -336,20 +410,35 @@ class Service:
         results = []
         for i in range(len(X)):
             label = int(idx[i, 0])
-            rec = {"label": names[label], "probability": float(top_p[i, 0]),
-                   "score": float(scores[i, label]),
-                   "top_k": [{"label": names[int(j)], "probability": float(p),
-                              "score": float(scores[i, int(j)])}
-                             for j, p in zip(idx[i], top_p[i], strict=True)],
-                   "probabilities": [float(p) for p in proba[i]]}
+            rec = {
+                "label": names[label],
+                "probability": float(top_p[i, 0]),
+                "score": float(scores[i, label]),
+                "top_k": [
+                    {
+                        "label": names[int(j)],
+                        "probability": float(p),
+                        "score": float(scores[i, int(j)]),
+                    }
+                    for j, p in zip(idx[i], top_p[i], strict=True)
+                ],
+                "probabilities": [float(p) for p in proba[i]],
+            }
             if explanations is not None:
                 e = explanations[i]
-                rec["explanation"] = {"label": e.classname, "score": float(e.score),
-                                      "evidence": [
-                                          {"descriptor": ev.descriptor, "text": ev.text,
-                                           "similarity": float(ev.similarity),
-                                           "contribution": float(ev.contribution)}
-                                          for ev in e.evidence]}
+                rec["explanation"] = {
+                    "label": e.classname,
+                    "score": float(e.score),
+                    "evidence": [
+                        {
+                            "descriptor": ev.descriptor,
+                            "text": ev.text,
+                            "similarity": float(ev.similarity),
+                            "contribution": float(ev.contribution),
+                        }
+                        for ev in e.evidence
+                    ],
+                }
             results.append(rec)
         return {"classifier": info, "classes": names, "results": results}
 
@@ -357,11 +446,18 @@ class Service:
         from zsvl.methods.vocab_free import VocabularyFreeClassifier
 
         if index not in self._vocab_free:
-            self._vocab_free[index] = VocabularyFreeClassifier(self.encoder,
-                                                               self.indexes[index]).fit()
+            self._vocab_free[index] = VocabularyFreeClassifier(
+                self.encoder, self.indexes[index]
+            ).fit()
         res = self._vocab_free[index].predict_words(X)
-        return [{"label": label, "probability": float(score),
-                 "candidates": [{"label": n, "probability": float(p)} for n, p in cands[:top_k]],
-                 "captions": caps}
-                for label, score, cands, caps in zip(res.labels, res.scores, res.candidates,
-                                                     res.captions, strict=True)]
+        return [
+            {
+                "label": label,
+                "probability": float(score),
+                "candidates": [{"label": n, "probability": float(p)} for n, p in cands[:top_k]],
+                "captions": caps,
+            }
+            for label, score, cands, caps in zip(
+                res.labels, res.scores, res.candidates, res.captions, strict=True
+            )
+        ]

@@ -41,9 +41,20 @@ from zsvl.text.pos import (
     penn_tag,
 )
 
-__all__ = ["CandidateExtractor", "HeuristicTagger", "nltk_tagger", "singularize", "clean_caption",
-           "tokenize", "STOP_WORDS", "REFERENCE_DROP_WORDS", "REFERENCE_TAGS", "Tagger",
-           "reference_words", "STYLES"]
+__all__ = [
+    "CandidateExtractor",
+    "HeuristicTagger",
+    "nltk_tagger",
+    "singularize",
+    "clean_caption",
+    "tokenize",
+    "STOP_WORDS",
+    "REFERENCE_DROP_WORDS",
+    "REFERENCE_TAGS",
+    "Tagger",
+    "reference_words",
+    "STYLES",
+]
 
 STYLES = ("reference", "phrases")
 
@@ -52,20 +63,50 @@ _NON_WORD = re.compile(r"[^a-z\s-]+")
 _HYPHENS = re.compile(r"(^|\s)-+|-+(\s|$)")
 
 # CaSED's list of words that describe the medium, not the content, plus stock-photo boilerplate
-_MEDIUM = ("image photo picture pic logo illustration drawing painting stock vector icon clipart "
-           "clip art background wallpaper close closeup close-up view shot frame render rendering "
-           "sketch cartoon graphic design template poster print thumbnail file screenshot").split()
+_MEDIUM = (
+    "image photo picture pic logo illustration drawing painting stock vector icon clipart "
+    "clip art background wallpaper close closeup close-up view shot frame render rendering "
+    "sketch cartoon graphic design template poster print thumbnail file screenshot"
+).split()
 STOP_WORDS = frozenset(_MEDIUM) | FUNCTION_WORDS
 # vic's default_vocab_transform: the words dropped, the tags kept
-REFERENCE_DROP_WORDS = ("image", "photo", "picture", "thumbnail", "logo", "symbol", "clipart",
-                        "portrait", "painting", "illustration", "icon", "profile")
+REFERENCE_DROP_WORDS = (
+    "image",
+    "photo",
+    "picture",
+    "thumbnail",
+    "logo",
+    "symbol",
+    "clipart",
+    "portrait",
+    "painting",
+    "illustration",
+    "icon",
+    "profile",
+)
 REFERENCE_TAGS = frozenset({"NN", "NNS", "NNP", "NNPS", "JJ", "JJR", "JJS", "VBG", "VBN"})
 
 _IRREGULAR = {
-    "people": "person", "men": "man", "women": "woman", "children": "child", "mice": "mouse",
-    "feet": "foot", "teeth": "tooth", "geese": "goose", "oxen": "ox", "dice": "die",
-    "leaves": "leaf", "knives": "knife", "wives": "wife", "lives": "life", "wolves": "wolf",
-    "halves": "half", "shelves": "shelf", "calves": "calf", "loaves": "loaf", "thieves": "thief",
+    "people": "person",
+    "men": "man",
+    "women": "woman",
+    "children": "child",
+    "mice": "mouse",
+    "feet": "foot",
+    "teeth": "tooth",
+    "geese": "goose",
+    "oxen": "ox",
+    "dice": "die",
+    "leaves": "leaf",
+    "knives": "knife",
+    "wives": "wife",
+    "lives": "life",
+    "wolves": "wolf",
+    "halves": "half",
+    "shelves": "shelf",
+    "calves": "calf",
+    "loaves": "loaf",
+    "thieves": "thief",
 }
 _INVARIANT = frozenset(
     "series species sheep fish deer news glasses scissors pants jeans shorts trousers "
@@ -124,8 +165,9 @@ def _reference_singular(word: str) -> str:
     return _inflect().singular_noun(word) or word
 
 
-def _reference_filtered(captions: Sequence[str], min_chars: int, drop: Sequence[str],
-                        min_count: int) -> list[str]:
+def _reference_filtered(
+    captions: Sequence[str], min_chars: int, drop: Sequence[str], min_count: int
+) -> list[str]:
     """The reference's words before tagging, in text order (repeats kept)."""
     text = _ANGLE.sub("", " ".join(captions))
     text = _HTTP.sub("", text)
@@ -144,8 +186,13 @@ def _reference_filtered(captions: Sequence[str], min_chars: int, drop: Sequence[
 
 
 def reference_words(
-    captions: Sequence[str], tagger: Tagger, *, min_count: int = 2, min_chars: int = 3,
-    drop: Sequence[str] = REFERENCE_DROP_WORDS, tags: frozenset[str] = REFERENCE_TAGS,
+    captions: Sequence[str],
+    tagger: Tagger,
+    *,
+    min_count: int = 2,
+    min_chars: int = 3,
+    drop: Sequence[str] = REFERENCE_DROP_WORDS,
+    tags: frozenset[str] = REFERENCE_TAGS,
 ) -> list[str]:
     """vic's candidate words for one image's captions, most frequent first (ties by word)."""
     words = _reference_filtered(captions, min_chars, drop, min_count)
@@ -189,11 +236,13 @@ class CandidateExtractor:
             raise InvalidParameterError(f"style must be one of {STYLES}. Got {self.style!r}.")
         if self.min_count < 1 or self.max_words < 1:
             raise InvalidParameterError("min_count and max_words must be >= 1.")
-        self.tagger_name_, self._tag = get_tagger(self.tagger or "auto",
-                                                  spacy_model=self.spacy_model)
+        self.tagger_name_, self._tag = get_tagger(
+            self.tagger or "auto", spacy_model=self.spacy_model
+        )
         if self.stop_words is None:
-            self.stop_words = (frozenset(REFERENCE_DROP_WORDS) if self.style == "reference"
-                               else STOP_WORDS)
+            self.stop_words = (
+                frozenset(REFERENCE_DROP_WORDS) if self.style == "reference" else STOP_WORDS
+            )
         self._seen: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
 
     def terms(self, caption: str) -> set[str]:
@@ -219,7 +268,9 @@ class CandidateExtractor:
         if caption not in self._seen:
             raw = tokenize(caption)
             tags = [coarse_tag(t) for t in self._tag(raw)]
-            tokens = [singularize(t) if tag == "NOUN" else t for t, tag in zip(raw, tags, strict=True)]
+            tokens = [
+                singularize(t) if tag == "NOUN" else t for t, tag in zip(raw, tags, strict=True)
+            ]
             if len(self._seen) > 200_000:
                 self._seen.clear()
             self._seen[caption] = (tuple(tokens), tuple(tags))
@@ -229,8 +280,13 @@ class CandidateExtractor:
     def __call__(self, captions: Sequence[str]) -> list[str]:
         if self.style == "reference":
             assert self.stop_words is not None  # __post_init__ fills in the default
-            names = reference_words(captions, self._tag, min_count=self.min_count,
-                                    min_chars=self.min_chars, drop=sorted(self.stop_words))
+            names = reference_words(
+                captions,
+                self._tag,
+                min_count=self.min_count,
+                min_chars=self.min_chars,
+                drop=sorted(self.stop_words),
+            )
             return names[: self.max_candidates] if self.max_candidates else names
         counts: Counter[str] = Counter()
         for caption in captions:

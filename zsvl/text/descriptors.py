@@ -168,7 +168,7 @@ class DescriptorSet:
     ) -> DescriptorSet:
         if data.get("format") != FORMAT:
             raise InvalidParameterError(
-                f"{where} is not a zsvl descriptor file (no \"format\": \"{FORMAT}\"). Import "
+                f'{where} is not a zsvl descriptor file (no "format": "{FORMAT}"). Import '
                 "CBD/CuPL/FuDD files with zsvl.text.importers.import_descriptors."
             )
         if int(data.get("version", 0)) > VERSION:
@@ -186,8 +186,12 @@ class DescriptorSet:
                 )
                 for p in data.get("pairs", ())
             }
-            return cls(classes, tuple(tuple(d) for d in data["descriptors"]), pairs,
-                       data.get("provenance", {}))
+            return cls(
+                classes,
+                tuple(tuple(d) for d in data["descriptors"]),
+                pairs,
+                data.get("provenance", {}),
+            )
         except (KeyError, IndexError, TypeError) as exc:
             raise InvalidParameterError(f"{where} is malformed: {exc!r}.") from exc
 
@@ -219,10 +223,12 @@ def _format(data: dict[str, Any]) -> str:
     for key, value in data.items():
         if isinstance(value, list) and value and key != "aliases":
             body = ",\n  ".join(dump(v) for v in value)
-            parts.append(f' {dump(key)}: [\n  {body}\n ]')
+            parts.append(f" {dump(key)}: [\n  {body}\n ]")
         elif isinstance(value, dict):
-            parts.append(f" {dump(key)}: " + json.dumps(value, indent=1, ensure_ascii=False)
-                         .replace("\n", "\n "))
+            parts.append(
+                f" {dump(key)}: "
+                + json.dumps(value, indent=1, ensure_ascii=False).replace("\n", "\n ")
+            )
         else:
             parts.append(f" {dump(key)}: {dump(value)}")
     return "{\n" + ",\n".join(parts) + "\n}\n"

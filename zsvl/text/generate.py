@@ -68,14 +68,19 @@ def _complete_many(
         return [llm.complete(m) for m in batch]
     from tqdm.auto import tqdm
 
-    with tqdm(total=len(batch), desc=desc, unit="req", disable=None, file=sys.stderr,
-              leave=False) as bar:
+    with tqdm(
+        total=len(batch), desc=desc, unit="req", disable=None, file=sys.stderr, leave=False
+    ) as bar:
         return many(batch, progress=bar.update, validate=lambda _i, text: parse(text))
 
 
 def ask_parsed(
-    llm: LLMClient, prompt: PromptTemplate, fields: Sequence[dict[str, str]],
-    parse: Callable[[str], list[Any]], *, on_failure: OnFailure = "raise",
+    llm: LLMClient,
+    prompt: PromptTemplate,
+    fields: Sequence[dict[str, str]],
+    parse: Callable[[str], list[Any]],
+    *,
+    on_failure: OnFailure = "raise",
 ) -> tuple[list[list[Any]], list[int]]:
     """Ask ``prompt`` once per ``fields`` entry; parse; re-ask once where the result is empty.
 
@@ -118,22 +123,29 @@ def screen_mentions(
     text is kept and the records go to the provenance and a warning; ``"drop"`` removes them.
     """
     if on_mention not in ("report", "drop"):
-        raise InvalidParameterError(
-            f"on_mention must be 'report' or 'drop'. Got {on_mention!r}."
-        )
+        raise InvalidParameterError(f"on_mention must be 'report' or 'drop'. Got {on_mention!r}.")
     finder = MentionFinder(cs.names)
     keep, found = [], []
     for label, text in texts:
         others = finder.others(text, label)
         keep.append(not others or on_mention == "report")
         if others:
-            found.append({"class": cs.names[label], "text": text,
-                          "names": ", ".join(cs.names[o] for o in others)})
+            found.append(
+                {
+                    "class": cs.names[label],
+                    "text": text,
+                    "names": ", ".join(cs.names[o] for o in others),
+                }
+            )
     if found:
         action = "dropped" if on_mention == "drop" else "kept (on_mention='report')"
         logger.warning(
             "%d generated descriptions name another class of the set and were %s; first: "
-            "%r for %r names %r.", len(found), action, found[0]["text"], found[0]["class"],
+            "%r for %r names %r.",
+            len(found),
+            action,
+            found[0]["text"],
+            found[0]["class"],
             found[0]["names"],
         )
     return keep, found
@@ -160,8 +172,13 @@ def _provenance(llm: LLMClient, style: str, prompts: list[PromptTemplate], **ext
 
 
 def generate_descriptors(
-    classes: ClassSet | Sequence[str], llm: LLMClient, *, style: str = "cbd",
-    concept: str | None = None, on_failure: OnFailure = "raise", on_mention: OnMention = "report",
+    classes: ClassSet | Sequence[str],
+    llm: LLMClient,
+    *,
+    style: str = "cbd",
+    concept: str | None = None,
+    on_failure: OnFailure = "raise",
+    on_mention: OnMention = "report",
 ) -> DescriptorSet:
     """Ask the LLM about every class in the ``style``'s prompts; one DescriptorSet, label order.
 
@@ -186,15 +203,27 @@ def generate_descriptors(
     for (label, text), kept in zip(flat, keep, strict=True):
         if kept:
             lists[label].append(text)
-    prov = _provenance(llm, style, prompts, concept=concept, failures=sorted(failures) or None,
-                       mentions=mentions or None)
+    prov = _provenance(
+        llm,
+        style,
+        prompts,
+        concept=concept,
+        failures=sorted(failures) or None,
+        mentions=mentions or None,
+    )
     return DescriptorSet(cs, tuple(tuple(items) for items in lists), {}, prov)
 
 
 def generate_pair_descriptions(
-    classes: ClassSet | Sequence[str], pairs: Sequence[tuple[int, int]], llm: LLMClient, *,
-    concept: str | None = None, on_failure: OnFailure = "raise", prompt: str = PAIR_PROMPT,
-    on_mention: OnMention = "report", mentions: list[dict[str, str]] | None = None,
+    classes: ClassSet | Sequence[str],
+    pairs: Sequence[tuple[int, int]],
+    llm: LLMClient,
+    *,
+    concept: str | None = None,
+    on_failure: OnFailure = "raise",
+    prompt: str = PAIR_PROMPT,
+    on_mention: OnMention = "report",
+    mentions: list[dict[str, str]] | None = None,
 ) -> dict[tuple[int, int], tuple[PairAttribute, ...]]:
     """FuDD differential descriptions for each pair (i, j) of labels; keys come back as i < j.
 
@@ -211,11 +240,17 @@ def generate_pair_descriptions(
     if not keys:
         return {}
     template = load_prompt(prompt)
-    fields = [{"a": class_phrase(cs.names[i], concept), "b": class_phrase(cs.names[j], concept)}
-              for i, j in keys]
+    fields = [
+        {"a": class_phrase(cs.names[i], concept), "b": class_phrase(cs.names[j], concept)}
+        for i, j in keys
+    ]
     parsed, _ = ask_parsed(llm, template, fields, parse_pairs, on_failure=on_failure)
-    texts = [(label, text) for (i, j), triples in zip(keys, parsed, strict=True)
-             for _, first, second in triples for label, text in ((i, first), (j, second))]
+    texts = [
+        (label, text)
+        for (i, j), triples in zip(keys, parsed, strict=True)
+        for _, first, second in triples
+        for label, text in ((i, first), (j, second))
+    ]
     keep, found = screen_mentions(cs, texts, on_mention=on_mention)
     if mentions is not None:
         mentions.extend(found)
@@ -232,9 +267,15 @@ def generate_pair_descriptions(
 
 
 def generate_descriptor_file(
-    classes: ClassSet | Sequence[str] | str | Path, out: str | Path, *, style: str = "cbd",
-    config: LLMConfig | None = None, offline: bool = False, concept: str | None = None,
-    on_failure: OnFailure = "raise", cache_dir: str | Path | None = None,
+    classes: ClassSet | Sequence[str] | str | Path,
+    out: str | Path,
+    *,
+    style: str = "cbd",
+    config: LLMConfig | None = None,
+    offline: bool = False,
+    concept: str | None = None,
+    on_failure: OnFailure = "raise",
+    cache_dir: str | Path | None = None,
     on_mention: OnMention = "report",
 ) -> tuple[DescriptorSet, str]:
     """Generate descriptors (``style`` cbd, cupl, or fudd = every class pair) and save them.
@@ -253,19 +294,33 @@ def generate_descriptor_file(
         n = len(cs)
         keys = [(i, j) for i in range(n) for j in range(i + 1, n)]
         found: list[dict[str, str]] = []
-        pairs = generate_pair_descriptions(cs, keys, client, concept=concept,
-                                           on_failure=on_failure, on_mention=on_mention,
-                                           mentions=found)
+        pairs = generate_pair_descriptions(
+            cs,
+            keys,
+            client,
+            concept=concept,
+            on_failure=on_failure,
+            on_mention=on_mention,
+            mentions=found,
+        )
         failed = [f"{cs.names[i]} | {cs.names[j]}" for (i, j), v in pairs.items() if not v]
-        prov = _provenance(client, "fudd", [load_prompt(PAIR_PROMPT)], concept=concept,
-                           failures=failed or None, mentions=found or None)
+        prov = _provenance(
+            client,
+            "fudd",
+            [load_prompt(PAIR_PROMPT)],
+            concept=concept,
+            failures=failed or None,
+            mentions=found or None,
+        )
         result = DescriptorSet(cs, tuple(() for _ in cs.names), pairs, prov)
     else:
-        result = generate_descriptors(cs, client, style=style, concept=concept,
-                                      on_failure=on_failure, on_mention=on_mention)
+        result = generate_descriptors(
+            cs, client, style=style, concept=concept, on_failure=on_failure, on_mention=on_mention
+        )
     usage = client.usage.as_dict()
-    result = DescriptorSet(result.classes, result.descriptors, result.pairs,
-                           {**result.provenance, "usage": usage})
+    result = DescriptorSet(
+        result.classes, result.descriptors, result.pairs, {**result.provenance, "usage": usage}
+    )
     result.save(out)
     summary = client.usage.summary()
     named = len(result.provenance.get("mentions") or ())

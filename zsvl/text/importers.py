@@ -56,8 +56,14 @@ class ImportReport:
 
     @property
     def ok(self) -> bool:
-        return not (self.missing or self.extra or self.duplicate_keys or self.empty or self.invalid
-                    or self.collisions)
+        return not (
+            self.missing
+            or self.extra
+            or self.duplicate_keys
+            or self.empty
+            or self.invalid
+            or self.collisions
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()} | {"ok": self.ok}
@@ -202,7 +208,8 @@ def _resolve_classes(data: dict[str, Any], classes: Any, report: ImportReport) -
         return classes if isinstance(classes, ClassSet) else _classes_from(classes)
     logger.warning(
         "No class list given for %s: using the file's key order as label order. JSON key order "
-        "is not a label order; pass the dataset's ordered class names.", report.source,
+        "is not a label order; pass the dataset's ordered class names.",
+        report.source,
     )
     report.notes.append("no class list given: label order taken from the file's key order")
     return ClassSet(tuple(data))
@@ -247,7 +254,7 @@ def import_fudd(source: Any, classes: Any) -> tuple[DescriptorSet, ImportReport]
     cs = _classes_from(classes)
     report = ImportReport(name, "fudd", classes=len(cs), duplicate_keys=dupes)
     if not isinstance(data, dict):
-        raise InvalidParameterError(f"{name}: a FuDD file is a JSON object {{\"i_j\": {{...}}}}.")
+        raise InvalidParameterError(f'{name}: a FuDD file is a JSON object {{"i_j": {{...}}}}.')
     pairs: dict[tuple[int, int], tuple[PairAttribute, ...]] = {}
     for key, entry in data.items():
         pair = _fudd_entry(key, entry, len(cs), report)
@@ -288,8 +295,11 @@ def _fudd_entry(
     attrs = []
     for k, item in enumerate(entry.get("prompt_pairs", [])):
         pair = item.get("prompt_pair") if isinstance(item, dict) else None
-        if not (isinstance(pair, list) and len(pair) == 2 and all(
-            isinstance(p, str) and p.strip() for p in pair)):
+        if not (
+            isinstance(pair, list)
+            and len(pair) == 2
+            and all(isinstance(p, str) and p.strip() for p in pair)
+        ):
             report.invalid.append(f"{key!r}: prompt_pairs[{k}] is not two non-empty strings")
             continue
         attr = str(item.get("attr_type") or item.get("attribute") or "attribute")
@@ -309,8 +319,10 @@ def detect_schema(data: Any) -> str:
 
 
 def import_descriptors(
-    source: str | Path | dict, classes: ClassSet | Sequence[str] | str | Path | None = None,
-    *, schema: str = "auto",
+    source: str | Path | dict,
+    classes: ClassSet | Sequence[str] | str | Path | None = None,
+    *,
+    schema: str = "auto",
 ) -> tuple[DescriptorSet, ImportReport]:
     """Read any supported descriptor file and check it against ``classes`` (names or a file)."""
     if schema not in SCHEMAS:

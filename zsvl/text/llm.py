@@ -35,7 +35,13 @@ from zsvl.errors import InvalidParameterError, LLMError, LLMOfflineError
 from zsvl.text.llm_cache import LLMCache, request_key
 
 __all__ = [
-    "LLMClient", "LLMConfig", "LLMUsage", "OpenAIChatClient", "Messages", "endpoint_of", "redact",
+    "LLMClient",
+    "LLMConfig",
+    "LLMUsage",
+    "OpenAIChatClient",
+    "Messages",
+    "endpoint_of",
+    "redact",
 ]
 
 logger = logging.getLogger(__name__)
@@ -46,8 +52,10 @@ _RETRIED_STATUS = (408, 409, 429)  # and >= 500: what the openai client retries
 _LOCAL_KEY = "sk-no-key-needed"  # sent to endpoints given by base_url when no key is set
 _OPENAI_URL = "https://api.openai.com/v1"
 _SECRET_PATTERNS = (
-    re.compile(r"(?i)((?:api[_-]?key|token|authorization)[\"']?\s*[:=]\s*[\"']?(?:bearer\s+)?)"
-               r"[^\s\"',;&]+"),
+    re.compile(
+        r"(?i)((?:api[_-]?key|token|authorization)[\"']?\s*[:=]\s*[\"']?(?:bearer\s+)?)"
+        r"[^\s\"',;&]+"
+    ),
     re.compile(r"(?i)(bearer\s+)[^\s\"',;]+"),
     re.compile(r"\bsk-[A-Za-z0-9_*.-]{4,}"),
 )
@@ -76,8 +84,10 @@ class LLMConfig:
 
     def __post_init__(self) -> None:
         checks = {
-            "concurrency": self.concurrency >= 1, "max_retries": self.max_retries >= 0,
-            "max_tokens": self.max_tokens >= 1, "timeout": self.timeout > 0,
+            "concurrency": self.concurrency >= 1,
+            "max_retries": self.max_retries >= 0,
+            "max_tokens": self.max_tokens >= 1,
+            "timeout": self.timeout > 0,
             "temperature": self.temperature >= 0,
         }
         for name, ok in checks.items():
@@ -107,8 +117,14 @@ class LLMUsage:
                 setattr(self, name, getattr(self, name) + int(value))
 
     def as_dict(self) -> dict[str, int]:
-        names = ("requests", "cache_hits", "retries", "rejected", "prompt_tokens",
-                 "completion_tokens")
+        names = (
+            "requests",
+            "cache_hits",
+            "retries",
+            "rejected",
+            "prompt_tokens",
+            "completion_tokens",
+        )
         return {name: int(getattr(self, name)) for name in names}
 
     def summary(self) -> str:
@@ -156,8 +172,12 @@ class OpenAIChatClient:
     """
 
     def __init__(
-        self, config: LLMConfig | None = None, *, cache: LLMCache | None | bool = None,
-        offline: bool = False, **overrides: Any,
+        self,
+        config: LLMConfig | None = None,
+        *,
+        cache: LLMCache | None | bool = None,
+        offline: bool = False,
+        **overrides: Any,
     ) -> None:
         self.config = replace(config or LLMConfig(), **overrides)
         if cache is False and offline:
@@ -189,8 +209,10 @@ class OpenAIChatClient:
         _check_messages(messages)
         c = self.config
         req: dict[str, Any] = {
-            "model": c.model, "messages": [dict(m) for m in messages],
-            "temperature": c.temperature, "max_tokens": c.max_tokens,
+            "model": c.model,
+            "messages": [dict(m) for m in messages],
+            "temperature": c.temperature,
+            "max_tokens": c.max_tokens,
         }
         if c.seed is not None:
             req["seed"] = c.seed
@@ -201,7 +223,10 @@ class OpenAIChatClient:
         return self.complete_many([messages])[0]
 
     def complete_many(
-        self, batch: Sequence[Messages], *, progress: Callable[[int], None] | None = None,
+        self,
+        batch: Sequence[Messages],
+        *,
+        progress: Callable[[int], None] | None = None,
         validate: Validate | None = None,
     ) -> list[str]:
         """Answers to many conversations, in order; up to ``concurrency`` requests in flight.
@@ -234,7 +259,8 @@ class OpenAIChatClient:
             raise LLMOfflineError(
                 f"Offline mode: {len(todo)} of {len(requests)} LLM requests are not in the cache "
                 f"({self.cache.root if self.cache else 'no cache'}). Missing:\n  "
-                + "\n  ".join(missing[:50]) + ("\n  ..." if len(missing) > 50 else "")
+                + "\n  ".join(missing[:50])
+                + ("\n  ..." if len(missing) > 50 else "")
                 + "\nRun once with the endpoint reachable (without --offline) to fill the cache.",
                 missing,
             )
@@ -247,10 +273,14 @@ class OpenAIChatClient:
                 if not parsed:
                     self.usage.add(rejected=1)
                 if self.cache is not None:
-                    self.cache.put(requests[i], text, endpoint=self.endpoint,
-                                   accepted=bool(parsed),
-                                   parsed=parsed if validate is not None and parsed else None,
-                                   **meta)
+                    self.cache.put(
+                        requests[i],
+                        text,
+                        endpoint=self.endpoint,
+                        accepted=bool(parsed),
+                        parsed=parsed if validate is not None and parsed else None,
+                        **meta,
+                    )
                 answers[i] = text
             except LLMError as exc:
                 errors.append(exc)
@@ -279,11 +309,13 @@ class OpenAIChatClient:
             self.usage.add(retries=self.config.max_retries if retried else 0)
             if retried:
                 raise self._gave_up(f"HTTP {status}", exc) from None
-            raise LLMError(self._redact(
-                f"The LLM endpoint {self.endpoint} refused the request for model "
-                f"{self.config.model!r} with HTTP {status}: {_short(_body_text(exc))}"
-                + _hint(status)
-            )) from None
+            raise LLMError(
+                self._redact(
+                    f"The LLM endpoint {self.endpoint} refused the request for model "
+                    f"{self.config.model!r} with HTTP {status}: {_short(_body_text(exc))}"
+                    + _hint(status)
+                )
+            ) from None
         except openai.APIConnectionError as exc:  # timeouts too
             self.usage.add(retries=self.config.max_retries)
             raise self._gave_up(type(exc).__name__, exc) from None
@@ -306,21 +338,25 @@ class OpenAIChatClient:
         try:
             resp = raw.parse()
         except ValueError:  # json.JSONDecodeError and pydantic errors alike
-            raise LLMError(self._redact(
-                f"{where} with a body that is not valid JSON ({ctype}, {len(http.content)} "
-                f"bytes, begins {begins!r}); the server or a proxy in between sent a broken "
-                "answer. Nothing was cached; run again, or check the server's logs."
-            )) from None
+            raise LLMError(
+                self._redact(
+                    f"{where} with a body that is not valid JSON ({ctype}, {len(http.content)} "
+                    f"bytes, begins {begins!r}); the server or a proxy in between sent a broken "
+                    "answer. Nothing was cached; run again, or check the server's logs."
+                )
+            ) from None
         choices = None if isinstance(resp, str) else getattr(resp, "choices", None)
         first = choices[0] if isinstance(choices, list) and choices else None
         message = getattr(first, "message", None)
         content = getattr(message, "content", None)
         if message is None or (content is not None and not isinstance(content, str)):
-            raise LLMError(self._redact(
-                f"{where} with something that is not a chat completion ({ctype}, begins "
-                f"{begins!r}). Check base_url: it must be the API root of an OpenAI-compatible "
-                "server, usually ending in /v1. Nothing was cached."
-            ))
+            raise LLMError(
+                self._redact(
+                    f"{where} with something that is not a chat completion ({ctype}, begins "
+                    f"{begins!r}). Check base_url: it must be the API root of an OpenAI-compatible "
+                    "server, usually ending in /v1. Nothing was cached."
+                )
+            )
         usage_obj = getattr(resp, "usage", None)
         usage = {
             "prompt_tokens": int(getattr(usage_obj, "prompt_tokens", 0) or 0),
@@ -329,12 +365,14 @@ class OpenAIChatClient:
         return content or "", getattr(first, "finish_reason", None), usage
 
     def _gave_up(self, what: str, exc: BaseException) -> LLMError:
-        return LLMError(self._redact(
-            f"The LLM endpoint {self.endpoint} kept failing ({what}) after "
-            f"{self.config.max_retries} retries (timeout {self.config.timeout:g} s per attempt): "
-            f"{_short(_body_text(exc))}. Try again later, raise --max-retries/--timeout or lower "
-            "--concurrency."
-        ))
+        return LLMError(
+            self._redact(
+                f"The LLM endpoint {self.endpoint} kept failing ({what}) after "
+                f"{self.config.max_retries} retries (timeout {self.config.timeout:g} s per attempt): "
+                f"{_short(_body_text(exc))}. Try again later, raise --max-retries/--timeout or lower "
+                "--concurrency."
+            )
+        )
 
     def _redact(self, text: str) -> str:
         return redact(text, [self._key, os.environ.get(self.config.api_key_env)])
@@ -353,8 +391,9 @@ class OpenAIChatClient:
                             "another with api_key_env), or point base_url at a local server."
                         )
                     key = _LOCAL_KEY
-                    logger.debug("%s is unset; no real key goes to %s", c.api_key_env,
-                                 self.endpoint)
+                    logger.debug(
+                        "%s is unset; no real key goes to %s", c.api_key_env, self.endpoint
+                    )
                 self._key = key
                 self._client = openai.OpenAI(
                     api_key=key, base_url=c.base_url, timeout=c.timeout, max_retries=c.max_retries
@@ -363,9 +402,15 @@ class OpenAIChatClient:
 
 
 def _check_messages(messages: Messages) -> None:
-    ok = isinstance(messages, list) and messages and all(
-        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
-        for m in messages
+    ok = (
+        isinstance(messages, list)
+        and messages
+        and all(
+            isinstance(m, dict)
+            and isinstance(m.get("role"), str)
+            and isinstance(m.get("content"), str)
+            for m in messages
+        )
     )
     if not ok:
         raise InvalidParameterError(

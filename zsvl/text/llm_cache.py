@@ -37,8 +37,12 @@ def default_cache_dir() -> Path:
 
 def request_key(request: dict[str, Any], endpoint: str) -> str:
     """SHA-256 hex digest of the canonical JSON of ``endpoint`` and ``request``."""
-    blob = json.dumps({"endpoint": endpoint, "request": request}, sort_keys=True,
-                      separators=(",", ":"), ensure_ascii=False)
+    blob = json.dumps(
+        {"endpoint": endpoint, "request": request},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
     return hashlib.sha256(f"zsvl-llm-{CACHE_FORMAT}:{blob}".encode()).hexdigest()
 
 
@@ -62,8 +66,11 @@ class LLMCache:
         except (OSError, ValueError) as exc:
             logger.warning("Ignoring a corrupted LLM cache entry %s (%s); asking again.", path, exc)
             return None
-        if not isinstance(entry, dict) or not isinstance(entry.get("endpoint"), str) or \
-                request_key(entry.get("request", {}), entry["endpoint"]) != key:
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("endpoint"), str)
+            or request_key(entry.get("request", {}), entry["endpoint"]) != key
+        ):
             logger.warning("Ignoring LLM cache entry %s: its request does not match its key.", path)
             return None
         if not isinstance(entry.get("text"), str):
@@ -72,8 +79,15 @@ class LLMCache:
         return entry
 
     def put(
-        self, request: dict[str, Any], text: str, *, endpoint: str, accepted: bool = True,
-        parsed: Any = None, usage: dict[str, int] | None = None, finish_reason: str | None = None,
+        self,
+        request: dict[str, Any],
+        text: str,
+        *,
+        endpoint: str,
+        accepted: bool = True,
+        parsed: Any = None,
+        usage: dict[str, int] | None = None,
+        finish_reason: str | None = None,
     ) -> dict[str, Any]:
         """Store the raw answer ``text`` to ``request`` sent to ``endpoint``; returns the entry.
 
@@ -91,8 +105,10 @@ class LLMCache:
         }
         if parsed is not None:
             entry["parsed"] = _jsonable(parsed)
-        atomic_write_text(self.path(request_key(request, endpoint)),
-                          json.dumps(entry, ensure_ascii=False, indent=1))
+        atomic_write_text(
+            self.path(request_key(request, endpoint)),
+            json.dumps(entry, ensure_ascii=False, indent=1),
+        )
         return entry
 
     def __len__(self) -> int:

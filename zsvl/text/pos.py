@@ -20,8 +20,18 @@ from functools import lru_cache
 
 from zsvl.errors import InvalidParameterError
 
-__all__ = ["Tagger", "TAGGERS", "get_tagger", "spacy_tagger", "textblob_tagger", "nltk_tagger",
-           "HeuristicTagger", "penn_tag", "coarse_tag", "FUNCTION_WORDS"]
+__all__ = [
+    "Tagger",
+    "TAGGERS",
+    "get_tagger",
+    "spacy_tagger",
+    "textblob_tagger",
+    "nltk_tagger",
+    "HeuristicTagger",
+    "penn_tag",
+    "coarse_tag",
+    "FUNCTION_WORDS",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -175,12 +185,15 @@ def nltk_tagger() -> Tagger:
 
 
 def _spacy_ready(model: str) -> bool:
-    return importlib.util.find_spec("spacy") is not None and \
-        importlib.util.find_spec(model) is not None
+    return (
+        importlib.util.find_spec("spacy") is not None
+        and importlib.util.find_spec(model) is not None
+    )
 
 
-def get_tagger(name: str | Tagger = "auto", *, spacy_model: str = "en_core_web_sm"
-               ) -> tuple[str, Tagger]:
+def get_tagger(
+    name: str | Tagger = "auto", *, spacy_model: str = "en_core_web_sm"
+) -> tuple[str, Tagger]:
     """(backend name, tagger). ``name`` is one of :data:`TAGGERS` or a callable (kept as is)."""
     if callable(name):
         return getattr(name, "__name__", type(name).__name__), name
@@ -191,6 +204,9 @@ def get_tagger(name: str | Tagger = "auto", *, spacy_model: str = "en_core_web_s
     if name == "textblob" or (name == "auto" and importlib.util.find_spec("textblob")):
         return "textblob", textblob_tagger()
     if name == "auto":
-        logger.warning("Neither spaCy (with %s) nor textblob is installed: candidate words are "
-                       "tagged by zsvl's heuristic rules.", spacy_model)
+        logger.warning(
+            "Neither spaCy (with %s) nor textblob is installed: candidate words are "
+            "tagged by zsvl's heuristic rules.",
+            spacy_model,
+        )
     return "heuristic", HeuristicTagger()

@@ -47,15 +47,17 @@ class PromptTemplate:
     def render(self, **fields: str) -> Messages:
         """The chat messages with ``{c}``/``{a}``/``{b}``/``{concept}`` filled in."""
         return [
-            {"role": role, "content": _fill(text, fields, self.id)}
-            for role, text in self.messages
+            {"role": role, "content": _fill(text, fields, self.id)} for role, text in self.messages
         ]
 
     def reask_messages(self, messages: Messages, answer: str, **fields: str) -> Messages:
         """``messages`` + the unusable answer + the re-ask, for one more try."""
         text = self.reask or "Your answer could not be read. Answer again in the requested format."
-        return [*messages, {"role": "assistant", "content": answer},
-                {"role": "user", "content": _fill(text, fields, self.id)}]
+        return [
+            *messages,
+            {"role": "assistant", "content": answer},
+            {"role": "user", "content": _fill(text, fields, self.id)},
+        ]
 
 
 def _fill(text: str, fields: dict[str, str], where: str) -> str:

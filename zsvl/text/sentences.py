@@ -56,8 +56,9 @@ _BARE_WORDS = ("has", "often", "typically", "may", "can")
 _USED_WORDS = ("used",)
 
 _BULLET = re.compile(r"^\s*(?:[-*•–—+]|\d{1,3}[.)])\s+")
-_PRONOUN = re.compile(r"^(?:it|they|he|she)\s+(?:(?P<adv>[a-z]+ly|often)\s+)?(?P<verb>[a-z]+)\b\s*",
-                      re.I)
+_PRONOUN = re.compile(
+    r"^(?:it|they|he|she)\s+(?:(?P<adv>[a-z]+ly|often)\s+)?(?P<verb>[a-z]+)\b\s*", re.I
+)
 _CONTRACTION = re.compile(r"^(?:it's|it’s|they're|they’re)\s+", re.I)
 _MODALS = frozenset("can could may might must shall should will would".split())
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -82,16 +83,16 @@ def _third_person(verb: str) -> str | None:
 
 
 def _pronoun_clause(text: str) -> str | None:
-    """"is a seabird" for "It is a seabird" (the pronoun is the class itself); else None."""
+    """ "is a seabird" for "It is a seabird" (the pronoun is the class itself); else None."""
     m = _CONTRACTION.match(text)
     if m:
-        return "is " + text[m.end():]
+        return "is " + text[m.end() :]
     m = _PRONOUN.match(text)
     if m:
         verb = _third_person(m["verb"])
         if verb is not None:
             adverb = f"{m['adv']} " if m["adv"] else ""
-            return f"{adverb}{verb} {text[m.end():]}".strip()
+            return f"{adverb}{verb} {text[m.end() :]}".strip()
     return None
 
 
@@ -122,7 +123,7 @@ def reference_which_clause(descriptor: str) -> str:
 
 @lru_cache(maxsize=8192)
 def _verb_form(word: str) -> str | None:
-    """"VBZ" for a word lemminflect knows only as a third-person verb ("has", "resembles"),
+    """ "VBZ" for a word lemminflect knows only as a third-person verb ("has", "resembles"),
     "VBN" for a past participle without a noun reading ("made", "attached"), "ADJ" for a word
     with an adjective reading ("available", "red"), None otherwise."""
     from lemminflect import getAllLemmas, getInflection
@@ -131,8 +132,11 @@ def _verb_form(word: str) -> str | None:
     verbs = readings.get("VERB") or readings.get("AUX")
     if "NOUN" in readings or "PROPN" in readings:
         return "ADJ" if "ADJ" in readings else None  # "red": the preposition decides
-    if verbs and not set(readings) - {"VERB", "AUX"} and \
-            (word in getInflection(verbs[0], tag="VBZ") or word in ("is", "was")):
+    if (
+        verbs
+        and not set(readings) - {"VERB", "AUX"}
+        and (word in getInflection(verbs[0], tag="VBZ") or word in ("is", "was"))
+    ):
         return "VBZ"
     if verbs and word in getInflection(verbs[0], tag="VBN"):
         return "VBN"
@@ -146,7 +150,8 @@ def _only_adverb(word: str) -> bool:
 
 
 _PREPOSITIONS = frozenset(
-    "by of in with to from on for at into onto like as over under around through near than".split())
+    "by of in with to from on for at into onto like as over under around through near than".split()
+)
 
 
 def _predicative(words: list[str], i: int) -> str | None:
@@ -196,8 +201,13 @@ def _check_style(style: str) -> None:
 
 
 def descriptor_sentence(
-    classname: str, descriptor: str, *, template: str = CBD_TEMPLATE, concept: str | None = None,
-    max_tokens: int = CONTEXT_TOKENS, style: str = "default",
+    classname: str,
+    descriptor: str,
+    *,
+    template: str = CBD_TEMPLATE,
+    concept: str | None = None,
+    max_tokens: int = CONTEXT_TOKENS,
+    style: str = "default",
 ) -> str:
     """One text for CLIP from a class name and a descriptor.
 
@@ -232,13 +242,21 @@ def descriptor_sentence(
 
 
 def _fill(template: str, name: str, which: str, d: str, concept: str | None) -> str:
-    return (template.replace("{c}", name).replace("{which}", which)
-            .replace("{concept}", concept or "").replace("{d}", d))
+    return (
+        template.replace("{c}", name)
+        .replace("{which}", which)
+        .replace("{concept}", concept or "")
+        .replace("{d}", d)
+    )
 
 
 def build_sentences(
-    classnames: Sequence[str], descriptors: Sequence[Sequence[str]], *,
-    template: str = CBD_TEMPLATE, concept: str | None = None, max_tokens: int = CONTEXT_TOKENS,
+    classnames: Sequence[str],
+    descriptors: Sequence[Sequence[str]],
+    *,
+    template: str = CBD_TEMPLATE,
+    concept: str | None = None,
+    max_tokens: int = CONTEXT_TOKENS,
     style: str = "default",
 ) -> tuple[list[str], list[int]]:
     """All texts, class-major, and the label of each: (texts, owners), both of length sum(M_c).
@@ -254,8 +272,15 @@ def build_sentences(
         if style == "reference" and len(items) == 0:
             items = [""]
         for item in items:
-            texts.append(descriptor_sentence(
-                name, item, template=template, concept=concept, max_tokens=max_tokens,
-                style=style))
+            texts.append(
+                descriptor_sentence(
+                    name,
+                    item,
+                    template=template,
+                    concept=concept,
+                    max_tokens=max_tokens,
+                    style=style,
+                )
+            )
             owners.append(label)
     return texts, owners
