@@ -12,7 +12,6 @@ loads, plus a JSON of provenance and the zero-shot numbers of :mod:`zsvl.toy.eva
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import math
@@ -27,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from zsvl._atomic import atomic_path
+from zsvl._hashing import sha256_file
 from zsvl.toy.captions import training_caption
 from zsvl.toy.model import TOY_MODEL_NAME, register_toy_config, toy_checkpoint_path
 from zsvl.toy.render import render_scenes
@@ -157,11 +158,9 @@ def save_checkpoint(model: Any, path: Path) -> dict[str, Any]:
     import torch
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({k: v.detach().half() for k, v in model.state_dict().items()}, tmp)
-    tmp.replace(path)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return {"bytes": path.stat().st_size, "sha256": digest}
+    with atomic_path(path) as tmp:
+        torch.save({k: v.detach().half() for k, v in model.state_dict().items()}, tmp)
+    return {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
 
 
 def _evaluate_checkpoint(path: Path, seed: int) -> dict[str, float]:
