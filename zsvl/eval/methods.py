@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from zsvl.eval.registry import MethodContext, MethodResult, register
@@ -183,18 +185,23 @@ def _caption_index(ctx: MethodContext):  # noqa: ANN202 - a CaptionIndex
     )
 
 
-@register("caption-support", description="caption support set from a FAISS caption index")
-def _caption_support(ctx: MethodContext) -> MethodResult:
+def caption_support_adapter(ctx: MethodContext) -> Any:
+    """The unfitted caption-support adapter of a run (the toy caption index, the suite's
+    templates, ``m`` captions per class from the method's params)."""
     from zsvl.methods.caption_support import CaptionSupportAdapter
 
-    clf = CaptionSupportAdapter(
+    return CaptionSupportAdapter(
         ctx.encoder,
         ctx.classes,
         index=_caption_index(ctx),
         templates=list(ctx.templates),
         m=int(ctx.params.get("m", 32)),
     )
-    clf.fit()
+
+
+@register("caption-support", description="caption support set from a FAISS caption index")
+def _caption_support(ctx: MethodContext) -> MethodResult:
+    clf = caption_support_adapter(ctx).fit()
     return MethodResult(
         clf.decision_function(ctx.X_test), {"m": clf.m, "alpha": clf.alpha_, "beta": clf.beta_}
     )

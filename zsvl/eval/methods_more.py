@@ -111,17 +111,10 @@ def _teen(ctx: MethodContext) -> MethodResult:
     description="caption support set, alpha and beta chosen on the labelled val split",
 )
 def _caption_support_val(ctx: MethodContext) -> MethodResult:
-    from zsvl.eval.methods import _caption_index
-    from zsvl.methods.caption_support import CaptionSupportAdapter
+    from zsvl.eval.methods import caption_support_adapter
 
     X_val, y_val = ctx.features(ctx.val)
-    clf = CaptionSupportAdapter(
-        ctx.encoder,
-        ctx.classes,
-        index=_caption_index(ctx),
-        templates=list(ctx.templates),
-        m=int(ctx.params.get("m", 32)),
-    ).fit(X_val=X_val, y_val=y_val)
+    clf = caption_support_adapter(ctx).fit(X_val=X_val, y_val=y_val)
     return MethodResult(
         clf.decision_function(ctx.X_test),
         {"m": clf.m, "alpha": clf.alpha_, "beta": clf.beta_},
