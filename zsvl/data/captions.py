@@ -16,6 +16,7 @@ accept ``\n``, ``\r\n`` and lone ``\r`` line endings (Python's universal newline
 from __future__ import annotations
 
 import csv
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -35,6 +36,7 @@ from zsvl.errors import InvalidParameterError
 __all__ = [
     "CaptionCorpus",
     "CaptionBlock",
+    "RangeRead",
     "ReadStats",
     "FORMATS",
     "detect_format",
@@ -97,6 +99,67 @@ class CaptionBlock:
 
     def __len__(self) -> int:
         return len(self.captions)
+
+
+@dataclass
+class RangeRead:
+    """What one byte range (text formats) or run of row groups (Parquet) of a corpus holds,
+    cleaned but not deduplicated; see :meth:`CaptionCorpus.read_range`.
+
+    captions : list of str, length n, the kept captions in file order.
+    records : int64 array of shape (n,), record numbers counted from the range's first record.
+    source_ids : list of str of length n ("" without an ``id_column``).
+    keys : uint64 array of shape (n,), each caption's dedupe hash (None unless ``dedupe``).
+    stats : what was dropped in the range (``kept`` and ``duplicates`` stay 0).
+    lines : records the range consumed (text lines or Parquet rows), the next range's offset.
+    first, stop : the byte where the range's first line starts and where its reading stopped
+        (CSV reads through a quoted field that crosses the end); row-group numbers for Parquet.
+    """
+
+    captions: list[str]
+    records: np.ndarray
+    source_ids: list[str]
+    keys: np.ndarray | None
+    stats: ReadStats
+    lines: int
+    first: int
+    stop: int
+
+
+class _Span:
+    """The lines of a byte range ``[start, end)``: those whose first byte lies in it. A partial
+    first line (and the ``\n`` of a ``\r\n`` cut in two) belongs to the range before; the line
+    that crosses ``end`` is read to its end. With ``rows`` (CSV), reading past ``end`` goes on
+    until the caller marks a row boundary (``row_start``), so a quoted field is never cut."""
+
+    def __init__(self, start: int, end: int, rows: bool) -> None:
+        self.start, self.end, self.rows = start, end, rows
+        self.first = self.pos = start
+        self.row_start = True
+        self.count = 0  # lines yielded
+
+    def lines(self, raw: IO[bytes]) -> Iterator[bytes]:
+        raw.seek(max(self.start - 1, 0))
+        prev = raw.read(1) if self.start > 0 else b"\n"
+        skip = prev not in (b"\n", b"\r")
+        for line in _universal_lines(raw):
+            if skip or (prev == b"\r" and line == b"\n" and self.pos == self.start):
+                skip = False
+                self.first = self.pos = self.pos + len(line)
+                continue
+            skip = False
+            if self.pos >= self.end and self.row_start:
+                return
+            self.pos += len(line)
+            self.count += 1
+            if self.rows:
+                self.row_start = False
+            yield line
+
+
+def dedupe_key(text: str) -> int:
+    """The 8-byte hash exact deduplication compares (of the cleaned caption)."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
 
 
 def detect_format(path: str | Path) -> str:
@@ -226,30 +289,38 @@ class CaptionCorpus:
             self.stats.too_long += 1
             return None
         if self.dedupe:
-            key = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+            key = dedupe_key(text)
             if key in seen:
                 self.stats.duplicates += 1
                 return None
             seen.add(key)
         return text
 
-    def _records(self) -> Iterator[tuple[int, Any, str]]:
-        """(record number, raw caption or None, source id) for every record of the file."""
+    def _records(
+        self,
+        span: _Span | None = None,
+        header: list[str] | None = None,
+        groups: range | None = None,
+    ) -> Iterator[tuple[int, Any, str]]:
+        """(record number, raw caption or None, source id) for every record of the file, or of
+        the byte range ``span`` (numbers then count from the range's first record)."""
         if self.format == "parquet":
-            yield from self._parquet_records()
+            yield from self._parquet_records(groups)
             return
         with _open_binary(Path(self.path)) as raw:
-            lines = self._decoded_lines(raw)
+            lines = self._decoded_lines(raw, span)
             if self.format == "txt":
                 for number, line in lines:
                     yield number, line.rstrip("\r\n"), ""
             elif self.format == "jsonl":
                 yield from self._jsonl_records(lines)
             else:
-                yield from self._csv_records(lines)
+                yield from self._csv_records(lines, span, header)
 
-    def _decoded_lines(self, raw: IO[bytes]) -> Iterator[tuple[int, str]]:
-        for number, line in enumerate(_universal_lines(raw)):
+    def _decoded_lines(
+        self, raw: IO[bytes], span: _Span | None = None
+    ) -> Iterator[tuple[int, str]]:
+        for number, line in enumerate(_universal_lines(raw) if span is None else span.lines(raw)):
             self.stats.records += 1
             try:
                 text = line.decode("utf-8")
@@ -280,7 +351,12 @@ class CaptionCorpus:
                 str(obj.get(self.id_column, "")) if self.id_column else "",
             )
 
-    def _csv_records(self, lines: Iterator[tuple[int, str]]) -> Iterator[tuple]:
+    def _csv_records(
+        self,
+        lines: Iterator[tuple[int, str]],
+        span: _Span | None = None,
+        given_header: list[str] | None = None,
+    ) -> Iterator[tuple]:
         delimiter = "\t" if self.format == "tsv" else ","
         current = [0]
 
@@ -290,10 +366,14 @@ class CaptionCorpus:
                 yield line
 
         reader = csv.reader(texts(), delimiter=delimiter)
-        header = next(reader, None)
+        header = given_header  # a range after the first one is given the file's header
         if header is None:
-            return
-        self.stats.records -= 1  # the header is not a record
+            header = next(reader, None)
+            if header is None:
+                return
+            self.stats.records -= 1  # the header is not a record
+            if span is not None:
+                span.row_start = True
         column = self.column or _guess_column(header, self.path)
         if column not in header:
             raise InvalidParameterError(
@@ -306,6 +386,8 @@ class CaptionCorpus:
                 f"{self.path}: no id column {self.id_column!r} in {header!r}."
             )
         for row in reader:
+            if span is not None:
+                span.row_start = True
             if not row or (len(row) == 1 and not row[0].strip()):
                 self.stats.empty += 1
                 continue
@@ -314,7 +396,7 @@ class CaptionCorpus:
                 continue
             yield current[0] - 1, row[pos], row[id_pos] if id_pos is not None else ""
 
-    def _parquet_records(self) -> Iterator[tuple[int, Any, str]]:
+    def _parquet_records(self, groups: range | None = None) -> Iterator[tuple[int, Any, str]]:
         import pyarrow.parquet as pq
 
         pf = pq.ParquetFile(self.path, memory_map=True)
@@ -327,13 +409,77 @@ class CaptionCorpus:
             )
         wanted = [column] + ([self.id_column] if self.id_column else [])
         number = 0
-        for batch in pf.iter_batches(batch_size=65536, columns=wanted):
+        groups = range(pf.num_row_groups) if groups is None else groups
+        for batch in pf.iter_batches(batch_size=65536, row_groups=groups, columns=wanted):
             texts = batch.column(0).to_pylist()
             ids = batch.column(1).to_pylist() if self.id_column else None
             for i, text in enumerate(texts):
                 self.stats.records += 1
                 yield number, text, (str(ids[i]) if ids is not None else "")
                 number += 1
+
+    # -- reading in independent ranges (the Ray engine) ----------------------------------
+    def range_context(self) -> dict[str, Any]:
+        """What every range needs from the file's start: the JSONL caption field (the first
+        object decides it, as in a sequential read) or the CSV/TSV header row."""
+        if self.format not in ("jsonl", "csv", "tsv") or (self.format == "jsonl" and self.column):
+            return {}
+        scratch = dataclasses.replace(self)
+        with _open_binary(Path(scratch.path)) as raw:
+            lines = scratch._decoded_lines(raw)
+            if self.format == "jsonl":
+                for _, line in lines:
+                    try:
+                        obj = json.loads(line)
+                    except ValueError:
+                        continue
+                    if isinstance(obj, dict):
+                        return {"column": _guess_column(obj.keys(), self.path)}
+                return {}
+            delimiter = "\t" if self.format == "tsv" else ","
+            return {"header": next(csv.reader((t for _, t in lines), delimiter=delimiter), None)}
+
+    def read_range(self, start: int, end: int, context: dict[str, Any]) -> RangeRead:
+        """The records of bytes ``[start, end)`` (row groups for Parquet), cleaned with the same
+        code as :meth:`iter_blocks` but not deduplicated: each caption comes with its dedupe hash
+        so whoever merges the ranges in order drops the same duplicates. ``context`` is
+        :meth:`range_context`'s. Not for gzip'd files (they cannot be cut)."""
+        if Path(self.path).name.lower().endswith(".gz"):
+            raise InvalidParameterError(f"{self.path}: a gzip'd corpus cannot be read in ranges.")
+        part = dataclasses.replace(self, dedupe=False, column=context.get("column", self.column))
+        span = _Span(start, end, rows=self.format in ("csv", "tsv"))
+        header = context.get("header") if start > 0 else None
+        groups = range(start, end) if self.format == "parquet" else None
+        caps: list[str] = []
+        recs: list[int] = []
+        srcs: list[str] = []
+        seen: set[int] = set()
+        records = part._records(span, header, groups)
+        if start > 0 and self.format in ("csv", "tsv") and header is None:
+            records = iter(())  # no header in the whole file: its lines only count
+            with _open_binary(Path(self.path)) as raw:
+                for _ in part._decoded_lines(raw, span):
+                    pass
+        for record, text, source_id in records:
+            caption = part._clean(text, seen)
+            if caption is not None:
+                caps.append(caption)
+                recs.append(record)
+                srcs.append(source_id)
+        keys = np.array([dedupe_key(c) for c in caps], dtype=np.uint64) if self.dedupe else None
+        lines = span.count
+        if self.format == "parquet":
+            lines, span.first, span.pos = part.stats.records, start, end
+        return RangeRead(
+            caps,
+            np.asarray(recs, dtype=np.int64),
+            srcs,
+            keys,
+            part.stats,
+            lines,
+            span.first,
+            span.pos,
+        )
 
     def _report(self) -> None:
         s = self.stats
