@@ -62,8 +62,11 @@ def _list_ids(root: Path) -> np.ndarray:
 
 
 def test_ray_build_equals_local_build_with_killed_workers(
-    tmp_path: Path, toy_encoder, ray_cluster
+    tmp_path: Path, toy_encoder, ray_cluster, caplog: pytest.LogCaptureFixture
 ) -> None:
+    import logging
+    import re
+
     import pyarrow.parquet as pq
 
     from zsvl.distributed import RayEngine
@@ -77,9 +80,17 @@ def test_ray_build_equals_local_build_with_killed_workers(
     kill_encode = KillOnce(markers, "encode", 2, delay=0.5)  # half a second into shard 2
     kill_fill = KillOnce(markers, "fill", 1)  # as part 1 starts
     engine = RayEngine(
-        address=ray_cluster.address, fill_parts=3, hook=Hooks(kill_encode, kill_fill)
+        address=ray_cluster.address,
+        fill_parts=3,
+        hook=Hooks(kill_encode, kill_fill),
+        range_bytes=1 << 18,  # the corpus is read by several Ray tasks, cut inside lines
     )
+    caplog.set_level(logging.INFO, logger="zsvl.distributed.encode")
     remote = build_index(corpus, toy_encoder, tmp_path / "ray", engine=engine, **OPTIONS)
+    tasks = re.search(r"in (\d+) parallel range tasks", caplog.text)
+    size = Path(corpus).stat().st_size
+    assert tasks and int(tasks.group(1)) == -(-size // (1 << 18)) > 1, (caplog.text[-500:], size)
+    assert remote.manifest["corpus_stats"] == local.manifest["corpus_stats"]
     assert kill_encode.marker().is_file() and kill_fill.marker().is_file()
 
     # same ids and captions, every caption exactly once
