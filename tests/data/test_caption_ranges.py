@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from zsvl.data.caption_ranges import read_range
 from zsvl.data.captions import CaptionCorpus
 from zsvl.distributed.ranges import plan_ranges, read_in_ranges
 
@@ -143,8 +144,8 @@ def test_range_reader_owns_the_lines_that_start_in_it(tmp_path: Path) -> None:
     corpus = CaptionCorpus(path)
     starts = [0, 4, 7, 22, 24]  # the first byte of each of the 5 lines
     for cut in range(1, len(data)):
-        a = corpus.read_range(0, cut, {})
-        b = corpus.read_range(cut, len(data), {})
+        a = read_range(corpus, 0, cut, {})
+        b = read_range(corpus, cut, len(data), {})
         owned = sum(s < cut for s in starts)
         assert a.lines == owned and b.lines == 5 - owned
         assert b.first == (starts + [len(data)])[owned] == a.stop

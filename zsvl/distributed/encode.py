@@ -2,7 +2,7 @@
 
 Ray tasks read the corpus in independent ranges (byte ranges cut at line boundaries, or
 Parquet row groups) with the same reader code as a single-machine build
-(:meth:`CaptionCorpus.read_range`); the driver merges them in file order
+(:func:`~zsvl.data.caption_ranges.read_range`); the driver merges them in file order
 (:mod:`zsvl.distributed.ranges`: deduplication by hash, dense ids, one block per shard, so the
 blocks are those of :meth:`CaptionCorpus.iter_blocks`) and hands each block to Ray's
 :class:`~ray.util.ActorPool`. At most ``engine.read_tasks`` ranges are read ahead and two blocks
@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from zsvl._progress import progress_bar, progress_line
-from zsvl.data.captions import CaptionBlock, CaptionCorpus, RangeRead
+from zsvl.data.caption_ranges import RangeRead, read_range
+from zsvl.data.captions import CaptionBlock, CaptionCorpus
 from zsvl.distributed.ranges import plan_ranges, read_in_ranges
 from zsvl.errors import InvalidParameterError, ZsvlError
 from zsvl.index.encode import _start_state, encoder_info, estimate_records, model_name
@@ -132,7 +133,7 @@ def _read_range(corpus: CaptionCorpus, start: int, end: int, context: dict[str, 
             f"The caption corpus {str(corpus.path)!r} is not visible on a worker node; put it on "
             f"storage every node mounts at the same path (like --out)."
         )
-    return corpus.read_range(start, end, context)
+    return read_range(corpus, start, end, context)
 
 
 def _read_blocks(

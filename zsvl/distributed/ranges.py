@@ -3,10 +3,10 @@
 :func:`plan_ranges` cuts a corpus into byte ranges (uncompressed txt, JSONL, CSV/TSV; each range
 owns the lines that start in it) or runs of Parquet row groups; gzip'd files cannot be cut, so
 they get no plan and are read in one sequential pass. Each range is read and cleaned by
-:meth:`CaptionCorpus.read_range` (the same reader code as a sequential read, anywhere on the
-cluster); :class:`RangeMerger` takes the results in file order, drops duplicates with their
-hashes ("first occurrence wins"), offsets record numbers, assigns dense ids and cuts the same
-:class:`CaptionBlock` s as :meth:`CaptionCorpus.iter_blocks`, with the same ``corpus.stats``.
+:func:`~zsvl.data.caption_ranges.read_range` (the same reader code as a sequential read,
+anywhere on the cluster); :class:`RangeMerger` takes the results in file order, drops
+duplicates with their hashes ("first occurrence wins"), offsets record numbers, assigns dense ids
+and cuts the same :class:`CaptionBlock` s as :meth:`CaptionCorpus.iter_blocks`, with the same ``corpus.stats``.
 
 A CSV/TSV range whose first line turns out to lie inside a quoted field that spans lines (the
 range before read past its end to finish that row) is discarded, and the rest of the file is
@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from zsvl.data.captions import CaptionBlock, CaptionCorpus, RangeRead, ReadStats
+from zsvl.data.caption_ranges import RangeRead, range_context, read_range
+from zsvl.data.captions import CaptionBlock, CaptionCorpus, ReadStats
 
 __all__ = ["plan_ranges", "RangeMerger", "read_in_ranges"]
 
@@ -88,7 +89,7 @@ class RangeMerger:
             size = Path(self.corpus.path).stat().st_size
             start = self.stop
             while start < size:
-                chained = self.corpus.read_range(start, start + self.range_bytes, self.context)
+                chained = read_range(self.corpus, start, start + self.range_bytes, self.context)
                 yield from self._take(chained)
                 start = chained.stop
             return
@@ -149,12 +150,12 @@ def read_in_ranges(
     if plan is None:
         yield from corpus.iter_blocks(block_size)
         return
-    context = corpus.range_context()
+    context = range_context(corpus)
     merger = RangeMerger(corpus, block_size, context, range_bytes)
     parts = (
         read(plan, context)
         if read is not None
-        else (corpus.read_range(a, b, context) for a, b in plan)
+        else (read_range(corpus, a, b, context) for a, b in plan)
     )
     for part in parts:
         yield from merger.add(part)
