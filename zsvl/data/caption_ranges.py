@@ -113,7 +113,7 @@ def range_context(corpus: CaptionCorpus) -> dict[str, Any]:
 
 def read_range(corpus: CaptionCorpus, start: int, end: int, context: dict[str, Any]) -> RangeRead:
     """The records of bytes ``[start, end)`` (row groups for Parquet), cleaned with the same
-    code as :meth:`iter_blocks` but not deduplicated: each caption comes with its dedupe hash
+    code as :meth:`CaptionCorpus.iter_blocks` but not deduplicated: each caption comes with its dedupe hash
     so whoever merges the ranges in order drops the same duplicates. ``context`` is
     :func:`range_context`'s. Not for gzip'd files (they cannot be cut)."""
     if Path(corpus.path).name.lower().endswith(".gz"):

@@ -159,4 +159,6 @@ def read_in_ranges(
     )
     for part in parts:
         yield from merger.add(part)
+        if merger.resynced:  # the driver read the rest itself: stop the range reads
+            break
     yield from merger.finish()
