@@ -354,8 +354,8 @@ class CaptionCorpus:
             )
         wanted = [column] + ([self.id_column] if self.id_column else [])
         number = 0
-        groups = range(pf.num_row_groups) if groups is None else groups
-        for batch in pf.iter_batches(batch_size=65536, row_groups=groups, columns=wanted):
+        only = {} if groups is None else {"row_groups": list(groups)}  # a range: its row groups
+        for batch in pf.iter_batches(batch_size=65536, columns=wanted, **only):
             texts = batch.column(0).to_pylist()
             ids = batch.column(1).to_pylist() if self.id_column else None
             for i, text in enumerate(texts):
