@@ -62,8 +62,11 @@ def _list_ids(root: Path) -> np.ndarray:
 
 
 def test_ray_build_equals_local_build_with_killed_workers(
-    tmp_path: Path, toy_encoder, ray_cluster
+    tmp_path: Path, toy_encoder, ray_cluster, caplog: pytest.LogCaptureFixture
 ) -> None:
+    import logging
+    import re
+
     import pyarrow.parquet as pq
 
     from zsvl.distributed import RayEngine
@@ -77,9 +80,17 @@ def test_ray_build_equals_local_build_with_killed_workers(
     kill_encode = KillOnce(markers, "encode", 2, delay=0.5)  # half a second into shard 2
     kill_fill = KillOnce(markers, "fill", 1)  # as part 1 starts
     engine = RayEngine(
-        address=ray_cluster.address, fill_parts=3, hook=Hooks(kill_encode, kill_fill)
+        address=ray_cluster.address,
+        fill_parts=3,
+        hook=Hooks(kill_encode, kill_fill),
+        range_bytes=1 << 18,  # the corpus is read by several Ray tasks, cut inside lines
     )
+    caplog.set_level(logging.INFO, logger="zsvl.distributed.encode")
     remote = build_index(corpus, toy_encoder, tmp_path / "ray", engine=engine, **OPTIONS)
+    tasks = re.search(r"in (\d+) parallel range tasks", caplog.text)
+    size = Path(corpus).stat().st_size
+    assert tasks and int(tasks.group(1)) == -(-size // (1 << 18)) > 1, (caplog.text[-500:], size)
+    assert remote.manifest["corpus_stats"] == local.manifest["corpus_stats"]
     assert kill_encode.marker().is_file() and kill_fill.marker().is_file()
 
     # same ids and captions, every caption exactly once
@@ -149,3 +160,46 @@ def test_cli_index_build_on_the_cluster(
     assert len(index) == 3000
     res = index.search_texts(["a photo of a red triangle."], k=3)
     assert len(res.ids[0]) == 3 and index.manifest["encoder"]["spec"] == "toy"
+
+
+def test_ray_parallel_read_of_a_csv_with_duplicates_and_multiline_fields(
+    tmp_path: Path, toy_encoder, ray_cluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    """CSV ranges read by Ray tasks (cut inside quoted multi-line fields, deduplicated by the
+    driver) give the single-machine build's ids, captions, records and stats."""
+    import logging
+    import re
+
+    import pyarrow.parquet as pq
+
+    from zsvl.data.captions import CaptionCorpus
+    from zsvl.distributed import RayEngine
+    from zsvl.index import build_index
+    from zsvl.toy.captions import caption_corpus
+
+    rows = ["id,caption"]
+    for i, caption in enumerate(caption_corpus(3000, seed=5)):
+        if i % 97 == 1:
+            rows.append(f'{i},"{caption}\nsecond line, with a comma"')  # spans two lines
+        elif i % 11 == 2:
+            rows.append(f"{i},{caption.upper()}")  # another caption: dedupe is exact
+        else:
+            rows.append(f"{i},{caption}")
+    rows += [f"{3000 + i},{c}" for i, c in enumerate(caption_corpus(500, seed=5))]  # duplicates
+    path = tmp_path / "captions.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    options = dict(factory="IVF8,Flat", shard_size=500, tune_queries=100, k=10, seed=0)
+
+    def corpus() -> CaptionCorpus:
+        return CaptionCorpus(path, id_column="id", dedupe=True, normalize=True)
+
+    local = build_index(corpus(), toy_encoder, tmp_path / "local", **options)
+    engine = RayEngine(address=ray_cluster.address, actors=1, fill_parts=1, range_bytes=2048)
+    caplog.set_level(logging.INFO, logger="zsvl.distributed")
+    remote = build_index(corpus(), toy_encoder, tmp_path / "ray", engine=engine, **options)
+    tasks = re.search(r"in (\d+) parallel range tasks", caplog.text)
+    assert tasks and int(tasks.group(1)) > 1, caplog.text[-500:]
+    meta_local = pq.read_table(tmp_path / "local" / "metadata.parquet")
+    assert pq.read_table(tmp_path / "ray" / "metadata.parquet").equals(meta_local)
+    stats = local.manifest["corpus_stats"]
+    assert remote.manifest["corpus_stats"] == stats and stats["duplicates"] >= 500

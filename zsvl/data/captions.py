@@ -26,11 +26,14 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
 from zsvl.errors import InvalidParameterError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from zsvl.data.caption_ranges import _Span
 
 __all__ = [
     "CaptionCorpus",
@@ -97,6 +100,11 @@ class CaptionBlock:
 
     def __len__(self) -> int:
         return len(self.captions)
+
+
+def dedupe_key(text: str) -> int:
+    """The 8-byte hash exact deduplication compares (of the cleaned caption)."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
 
 
 def detect_format(path: str | Path) -> str:
@@ -226,30 +234,38 @@ class CaptionCorpus:
             self.stats.too_long += 1
             return None
         if self.dedupe:
-            key = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+            key = dedupe_key(text)
             if key in seen:
                 self.stats.duplicates += 1
                 return None
             seen.add(key)
         return text
 
-    def _records(self) -> Iterator[tuple[int, Any, str]]:
-        """(record number, raw caption or None, source id) for every record of the file."""
+    def _records(
+        self,
+        span: _Span | None = None,
+        header: list[str] | None = None,
+        groups: range | None = None,
+    ) -> Iterator[tuple[int, Any, str]]:
+        """(record number, raw caption or None, source id) for every record of the file, or of
+        the byte range ``span`` (numbers then count from the range's first record)."""
         if self.format == "parquet":
-            yield from self._parquet_records()
+            yield from self._parquet_records(groups)
             return
         with _open_binary(Path(self.path)) as raw:
-            lines = self._decoded_lines(raw)
+            lines = self._decoded_lines(raw, span)
             if self.format == "txt":
                 for number, line in lines:
                     yield number, line.rstrip("\r\n"), ""
             elif self.format == "jsonl":
                 yield from self._jsonl_records(lines)
             else:
-                yield from self._csv_records(lines)
+                yield from self._csv_records(lines, span, header)
 
-    def _decoded_lines(self, raw: IO[bytes]) -> Iterator[tuple[int, str]]:
-        for number, line in enumerate(_universal_lines(raw)):
+    def _decoded_lines(
+        self, raw: IO[bytes], span: _Span | None = None
+    ) -> Iterator[tuple[int, str]]:
+        for number, line in enumerate(_universal_lines(raw) if span is None else span.lines(raw)):
             self.stats.records += 1
             try:
                 text = line.decode("utf-8")
@@ -280,7 +296,12 @@ class CaptionCorpus:
                 str(obj.get(self.id_column, "")) if self.id_column else "",
             )
 
-    def _csv_records(self, lines: Iterator[tuple[int, str]]) -> Iterator[tuple]:
+    def _csv_records(
+        self,
+        lines: Iterator[tuple[int, str]],
+        span: _Span | None = None,
+        given_header: list[str] | None = None,
+    ) -> Iterator[tuple]:
         delimiter = "\t" if self.format == "tsv" else ","
         current = [0]
 
@@ -290,10 +311,14 @@ class CaptionCorpus:
                 yield line
 
         reader = csv.reader(texts(), delimiter=delimiter)
-        header = next(reader, None)
+        header = given_header  # a range after the first one is given the file's header
         if header is None:
-            return
-        self.stats.records -= 1  # the header is not a record
+            header = next(reader, None)
+            if header is None:
+                return
+            self.stats.records -= 1  # the header is not a record
+            if span is not None:
+                span.row_start = True
         column = self.column or _guess_column(header, self.path)
         if column not in header:
             raise InvalidParameterError(
@@ -306,6 +331,8 @@ class CaptionCorpus:
                 f"{self.path}: no id column {self.id_column!r} in {header!r}."
             )
         for row in reader:
+            if span is not None:
+                span.row_start = True
             if not row or (len(row) == 1 and not row[0].strip()):
                 self.stats.empty += 1
                 continue
@@ -314,7 +341,7 @@ class CaptionCorpus:
                 continue
             yield current[0] - 1, row[pos], row[id_pos] if id_pos is not None else ""
 
-    def _parquet_records(self) -> Iterator[tuple[int, Any, str]]:
+    def _parquet_records(self, groups: range | None = None) -> Iterator[tuple[int, Any, str]]:
         import pyarrow.parquet as pq
 
         pf = pq.ParquetFile(self.path, memory_map=True)
@@ -327,7 +354,8 @@ class CaptionCorpus:
             )
         wanted = [column] + ([self.id_column] if self.id_column else [])
         number = 0
-        for batch in pf.iter_batches(batch_size=65536, columns=wanted):
+        only = {} if groups is None else {"row_groups": list(groups)}  # a range: its row groups
+        for batch in pf.iter_batches(batch_size=65536, columns=wanted, **only):
             texts = batch.column(0).to_pylist()
             ids = batch.column(1).to_pylist() if self.id_column else None
             for i, text in enumerate(texts):

@@ -1,9 +1,13 @@
 """Stage 1 on Ray: the driver streams caption blocks to a pool of encoder actors.
 
-The driver reads the corpus with the same reader as a single-machine build
-(:meth:`CaptionCorpus.iter_blocks`, one block per shard, so ids are the same dense ids) and hands
-each block to Ray's :class:`~ray.util.ActorPool`; at most two blocks per actor are in flight, so
-reading overlaps encoding and memory stays bounded. The actors are created with
+Ray tasks read the corpus in independent ranges (byte ranges cut at line boundaries, or
+Parquet row groups) with the same reader code as a single-machine build
+(:func:`~zsvl.data.caption_ranges.read_range`); the driver merges them in file order
+(:mod:`zsvl.distributed.ranges`: deduplication by hash, dense ids, one block per shard, so the
+blocks are those of :meth:`CaptionCorpus.iter_blocks`) and hands each block to Ray's
+:class:`~ray.util.ActorPool`. At most ``engine.read_tasks`` ranges are read ahead and two blocks
+per actor are in flight, so reading overlaps encoding and memory stays bounded. A gzip'd corpus
+cannot be cut; the driver reads it in one sequential pass. The actors are created with
 ``max_restarts=-1, max_task_retries=-1``: when a worker process or node dies, Ray restarts the
 actor and re-runs its unfinished shards, which rewrite the same shard files.
 
@@ -17,12 +21,15 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from zsvl._progress import progress_bar, progress_line
-from zsvl.data.captions import CaptionCorpus
+from zsvl.data.caption_ranges import RangeRead, read_range
+from zsvl.data.captions import CaptionBlock, CaptionCorpus
+from zsvl.distributed.ranges import plan_ranges, read_in_ranges
 from zsvl.errors import InvalidParameterError, ZsvlError
 from zsvl.index.encode import _start_state, encoder_info, estimate_records, model_name
 from zsvl.index.shards import ShardInfo
@@ -119,6 +126,49 @@ class _Tracker:
             progress_line(line)
 
 
+def _read_range(corpus: CaptionCorpus, start: int, end: int, context: dict[str, Any]) -> RangeRead:
+    """One range of the corpus, read in a Ray task (the same reader as a sequential read)."""
+    if not Path(corpus.path).is_file():
+        raise InvalidParameterError(
+            f"The caption corpus {str(corpus.path)!r} is not visible on a worker node; put it on "
+            f"storage every node mounts at the same path (like --out)."
+        )
+    return read_range(corpus, start, end, context)
+
+
+def _read_blocks(
+    engine: Any, ray: Any, corpus: CaptionCorpus, shard_size: int
+) -> Iterator[CaptionBlock]:
+    """The corpus's blocks of ``shard_size`` captions, read by Ray tasks in parallel ranges and
+    merged in order by the driver (the blocks of ``corpus.iter_blocks(shard_size)``)."""
+    if plan_ranges(corpus, engine.range_bytes) is None:
+        line = f"{corpus.path} is gzip'd and cannot be cut: the driver reads it sequentially"
+        logger.info(line)
+        progress_line(line)
+        yield from corpus.iter_blocks(shard_size)
+        return
+    task = ray.remote(_read_range).options(
+        num_cpus=0, scheduling_strategy="SPREAD", max_retries=3, retry_exceptions=False
+    )
+    started = [0]
+
+    def read(plan: list[tuple[int, int]], context: dict[str, Any]) -> Iterator[RangeRead]:
+        corpus_ref = ray.put(corpus)
+        pending: deque[Any] = deque()
+        for start, end in plan:
+            pending.append(task.remote(corpus_ref, start, end, context))
+            started[0] += 1
+            if len(pending) >= engine.read_tasks:
+                yield ray.get(pending.popleft())
+        while pending:
+            yield ray.get(pending.popleft())
+
+    yield from read_in_ranges(corpus, shard_size, engine.range_bytes, read)
+    line = f"read {corpus.path} in {started[0]} parallel range tasks"
+    logger.info(line)
+    progress_line(line)
+
+
 def _unwrap(exc: BaseException) -> BaseException:
     """The zsvl error inside a Ray task or actor error (raised in a worker), if there is one."""
     seen: set[int] = set()
@@ -175,7 +225,7 @@ def encode_to_shards_ray(
         skip = tracker.done()
         bar.update(len(skip))
         try:
-            for position, block in enumerate(corpus.iter_blocks(shard_size)):
+            for position, block in enumerate(_read_blocks(engine, ray, corpus, shard_size)):
                 if position in skip:
                     continue
                 while not pool.has_free():

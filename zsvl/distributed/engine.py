@@ -32,12 +32,18 @@ class RayEngine:
     fill_parts: int | None = None  # part indexes filled in parallel (default: cluster CPUs)
     merge: str = "auto"  # "memory", "ondisk" (faiss.contrib.ondisk), or "auto" by size
     hook: Callable[[str, int], None] | None = None  # run in workers before each unit (tests)
+    range_bytes: int = 64 << 20  # the corpus is read by Ray tasks in ranges of about this size
+    read_tasks: int = 4  # ranges read ahead of the encoders (bounds the driver's memory)
 
     def __post_init__(self) -> None:
         if self.merge not in ("auto", "memory", "ondisk"):
             raise InvalidParameterError(
                 f"merge must be 'auto', 'memory' or 'ondisk'. Got {self.merge!r}."
             )
+        for name in ("range_bytes", "read_tasks"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise InvalidParameterError(f"{name} must be an int >= 1. Got {value!r}.")
         for name in ("actors", "fill_parts", "num_cpus"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
