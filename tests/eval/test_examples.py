@@ -16,20 +16,16 @@ def _run(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+def _record(root, dataset: str, top1: float) -> None:
+    """One ok zero-shot record, as zsvl eval writes it."""
+    path = root / dataset / "zeroshot" / "k0.json"
+    path.parent.mkdir(parents=True)
+    record = {"dataset": dataset, "method": "zeroshot", "shots": 0, "status": "ok"}
+    path.write_text(json.dumps({**record, "metrics": {"top1": top1}}))
+
+
 def test_no_coop11_records_gives_a_hint_not_rows_of_nan(tmp_path):
-    toy = tmp_path / "ToyShapes" / "zeroshot" / "k0.json"
-    toy.parent.mkdir(parents=True)
-    toy.write_text(
-        json.dumps(
-            {
-                "dataset": "ToyShapes",
-                "method": "zeroshot",
-                "shots": 0,
-                "status": "ok",
-                "metrics": {"top1": 73.0},
-            }
-        )
-    )
+    _record(tmp_path, "ToyShapes", 73.0)
     done = _run(str(tmp_path))
     assert done.returncode == 1 and "nan" not in done.stdout + done.stderr
     assert "No CoOp-11 records of zeroshot" in done.stderr and "--suite coop11" in done.stderr
@@ -37,19 +33,7 @@ def test_no_coop11_records_gives_a_hint_not_rows_of_nan(tmp_path):
 
 
 def test_coop11_records_are_compared(tmp_path):
-    rec = tmp_path / "DTD" / "zeroshot" / "k0.json"
-    rec.parent.mkdir(parents=True)
-    rec.write_text(
-        json.dumps(
-            {
-                "dataset": "DTD",
-                "method": "zeroshot",
-                "shots": 0,
-                "status": "ok",
-                "metrics": {"top1": 43.0},
-            }
-        )
-    )
+    _record(tmp_path, "DTD", 43.0)
     done = _run(str(tmp_path))
     assert done.returncode == 0, done.stderr
     assert "DTD              43.00      42.32   +0.68" in done.stdout
