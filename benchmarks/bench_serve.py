@@ -15,6 +15,7 @@ Usage::
 
     python benchmarks/bench_serve.py [--seconds 5] [--repeats 3] [--clients 1,8,32]
         [--models toy,ViT-B-32:random] [--captions 2000] [--threads auto[,torch]]
+        [--device cpu|cuda] [--out results.json]
 
 ``--threads``: ``auto`` is what ``zsvl serve`` does (torch/FAISS threads = cores less one),
 ``torch`` leaves torch's default (every core); give both to compare.
@@ -48,9 +49,9 @@ RESULTS = Path(__file__).resolve().parent / "results" / "serve.json"
 
 
 # -- server process ------------------------------------------------------------------------
-def serve(model: str, captions: int, folder: str, threads: str) -> None:
-    """Load ``model``, index ``captions`` toy captions, serve batched + unbatched apps with
-    ``threads`` intra-op threads."""
+def serve(model: str, captions: int, folder: str, threads: str, device: str) -> None:
+    """Load ``model`` on ``device``, index ``captions`` toy captions, serve batched + unbatched
+    apps with ``threads`` intra-op threads."""
     import socket
 
     import uvicorn
@@ -59,9 +60,10 @@ def serve(model: str, captions: int, folder: str, threads: str) -> None:
     from zsvl.index import build_index
     from zsvl.index.recipe import resolve_corpus_path
     from zsvl.serve import BatchConfig, Service, create_app
+    from zsvl.serve.server import freeze_loaded_heap
     from zsvl.serve.service import default_threads
 
-    encoder = load_model(model, device="cpu", num_workers=0)
+    encoder = load_model(model, device=device, num_workers=0, cache=False)  # as zsvl serve
     t0 = time.perf_counter()
     index = build_index(
         resolve_corpus_path(f"toy:{captions}"),
@@ -101,6 +103,8 @@ def serve(model: str, captions: int, folder: str, threads: str) -> None:
         ),
         flush=True,
     )
+
+    freeze_loaded_heap()  # as zsvl serve does before serving
 
     async def main() -> None:
         await asyncio.gather(*(s.serve(sockets=[sock]) for s, sock in servers))
@@ -234,6 +238,8 @@ def bench_model(
             folder,
             "--threads",
             threads,
+            "--device",
+            args.device,
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -281,6 +287,14 @@ def bench_model(
         proc.wait(30)
 
 
+def _gpu_name(device: str) -> str | None:
+    if not device.startswith("cuda"):
+        return None
+    import torch
+
+    return torch.cuda.get_device_name()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="per measurement")
@@ -295,12 +309,13 @@ def main() -> int:
         "compare: auto (zsvl serve's default, the cores less one), torch "
         "(torch's own default, every core) or a number",
     )
+    parser.add_argument("--device", default="cpu", help="the server's torch device (cpu, cuda)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results JSON")
     parser.add_argument("--serve", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--folder", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve, args.captions, args.folder, args.threads)
+        serve(args.serve, args.captions, args.folder, args.threads, args.device)
         return 0
     args.clients = [int(c) for c in args.clients.split(",")]
     from zsvl.index.recipe import resolve_corpus_path
@@ -338,9 +353,11 @@ def main() -> int:
                 "seconds_per_run": args.seconds,
                 "repeats": args.repeats,
                 "captions": args.captions,
+                "device": args.device,
                 "rows": rows,
                 "speedup_at_max_clients": speedups,
                 "machine": {
+                    "gpu": _gpu_name(args.device),
                     "cpus": os.cpu_count(),
                     "platform": platform.platform(),
                     "python": platform.python_version(),

@@ -30,10 +30,14 @@ def _session_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def toy_encoder():
-    """The shipped tiny CLIP, uncached (tests that need the cache wrap it themselves)."""
+    """The shipped tiny CLIP, uncached (tests that need the cache wrap it themselves).
+
+    On the CPU unless ``ZSVL_TEST_DEVICE`` names another torch device (``cuda``: the tests that
+    use this fixture then check the GPU paths against the library on the same device)."""
     from zsvl.embed import load_model
 
-    return load_model("toy", device="cpu", cache=False, num_workers=0)
+    device = os.environ.get("ZSVL_TEST_DEVICE", "cpu")
+    return load_model("toy", device=device, cache=False, num_workers=0)
 
 
 # The fast run's toy suite: the first images of every class and the first caption lines of the

@@ -62,3 +62,27 @@ def test_bad_precision_and_device():
 
 def test_random_weights_get_a_unique_fingerprint(vitb32_random):
     assert "|random-" in vitb32_random.fingerprint
+
+
+def test_fp32_on_cuda_turns_off_tf32_convolutions_for_the_forward_only():
+    """cuDNN's TF32 convolutions (PyTorch's default) moved CUDA image embeddings 4.5e-5 away from
+    the CPU ones and made them depend on the batch size (H200); fp32 means IEEE fp32."""
+    import torch
+
+    from zsvl.models.openclip import _ieee_convolutions
+
+    before = torch.backends.cudnn.allow_tf32
+    try:
+        torch.backends.cudnn.allow_tf32 = True
+        with _ieee_convolutions(torch.device("cuda"), torch.float32):
+            assert torch.backends.cudnn.allow_tf32 is False
+        assert torch.backends.cudnn.allow_tf32 is True  # the caller's setting comes back
+        for device, dtype in (
+            ("cuda", torch.float16),
+            ("cuda", torch.bfloat16),
+            ("cpu", torch.float32),
+        ):
+            with _ieee_convolutions(torch.device(device), dtype):
+                assert torch.backends.cudnn.allow_tf32 is True  # half precisions: the fast path
+    finally:
+        torch.backends.cudnn.allow_tf32 = before

@@ -142,3 +142,30 @@ def test_import_zsvl_and_its_cli_load_no_web_stack() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []
+
+
+def test_a_served_model_keeps_no_disk_cache_of_queries(toy_index_dir) -> None:
+    """Queries users type are not written under $ZSVL_HOME (nor looked up in SQLite)."""
+    from zsvl.embed.cached import CachedEncoder
+    from zsvl.models.openclip import OpenClipEncoder
+    from zsvl.serve import build_service
+
+    svc = build_service(indexes=[str(toy_index_dir)], device="cpu")
+    try:
+        assert isinstance(svc.encoder, OpenClipEncoder)
+        assert not isinstance(svc.encoder, CachedEncoder)
+    finally:
+        svc.close()
+
+
+def test_freeze_loaded_heap_takes_live_objects_out_of_the_collector() -> None:
+    import gc
+
+    from zsvl.serve.server import freeze_loaded_heap
+
+    assert gc.get_freeze_count() == 0
+    try:
+        freeze_loaded_heap()
+        assert gc.get_freeze_count() > 1000  # this test process's modules, at least
+    finally:
+        gc.unfreeze()

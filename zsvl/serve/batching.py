@@ -8,6 +8,10 @@ result. Items that arrive while a batch runs wait in the queue and form the next
 load batches grow by themselves even with ``max_wait_s=0``. ``max_batch=1`` turns batching off
 (one model call per request), the baseline of the benchmark.
 
+The wait is only paid when there is company to wait for: after a batch of one (a lone client,
+or the first request after a quiet spell) the next item runs at once, so a single client gets
+the unbatched latency; as soon as a batch held two or more items, the worker waits again.
+
 If ``fn`` raises, every caller in that batch gets the exception and the worker goes on.
 """
 
@@ -135,6 +139,7 @@ class MicroBatcher:
         self._queue: deque[tuple[Any, asyncio.Future]] = deque()
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
+        self._last_size = 0  # items in the batch run last (0: none yet)
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
@@ -180,6 +185,10 @@ class MicroBatcher:
         return results, time.perf_counter() - t0
 
     # -- worker --------------------------------------------------------------------------
+    def _should_wait(self) -> bool:
+        """Wait for company only when the queue is not full and the last batch had some."""
+        return self.max_wait_s > 0 and len(self._queue) < self.max_batch and self._last_size > 1
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         assert self._wake is not None
@@ -188,7 +197,7 @@ class MicroBatcher:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            if len(self._queue) < self.max_batch and self.max_wait_s > 0:
+            if self._should_wait():
                 deadline = time.monotonic() + self.max_wait_s
                 while len(self._queue) < self.max_batch:
                     left = deadline - time.monotonic()
@@ -223,6 +232,7 @@ class MicroBatcher:
                     if not fut.done():
                         fut.set_exception(exc)
                 continue
+            self._last_size = len(items)
             self.stats.add(len(items), seconds)
             for (_, fut), result in zip(batch, results, strict=True):
                 if not fut.done():
