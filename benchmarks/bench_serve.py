@@ -14,11 +14,12 @@ time each. Reports requests/s and p50/p99 latency, and per run what the server d
 Usage::
 
     python benchmarks/bench_serve.py [--seconds 5] [--repeats 3] [--clients 1,8,32]
-        [--models toy,ViT-B-32:random] [--captions 2000] [--threads auto[,torch]]
+        [--models toy,ViT-B-32:random] [--captions 2000] [--threads auto[,2,torch]]
         [--device cpu|cuda] [--out results.json]
 
-``--threads``: ``auto`` is what ``zsvl serve`` does (torch/FAISS threads = cores less one),
-``torch`` leaves torch's default (every core); give both to compare.
+``--threads``: ``auto`` is what ``zsvl serve`` does (torch/FAISS threads = cores less one, every
+core for batches that took >= 50 ms on those), a number N is ``zsvl serve --threads N`` (N for
+every call), ``torch`` leaves torch's default (every core); give several to compare.
 
 Each level runs ``repeats`` times, batched and unbatched interleaved, and reports the medians
 (the machine's load swings would otherwise favour whichever mode ran in a quiet moment).
@@ -61,7 +62,7 @@ def serve(model: str, captions: int, folder: str, threads: str, device: str) -> 
     from zsvl.index.recipe import resolve_corpus_path
     from zsvl.serve import BatchConfig, Service, create_app
     from zsvl.serve.server import freeze_loaded_heap
-    from zsvl.serve.service import default_threads
+    from zsvl.serve.threads import default_threads, usable_cores
 
     encoder = load_model(model, device=device, num_workers=0, cache=False)  # as zsvl serve
     t0 = time.perf_counter()
@@ -76,6 +77,7 @@ def serve(model: str, captions: int, folder: str, threads: str, device: str) -> 
     n_threads = (
         None if threads == "torch" else default_threads() if threads == "auto" else int(threads)
     )
+    long_threads = usable_cores() if threads == "auto" else n_threads  # as zsvl serve
     servers, ports = [], []
     for enabled in (True, False):
         service = Service(
@@ -84,6 +86,7 @@ def serve(model: str, captions: int, folder: str, threads: str, device: str) -> 
             model=model,
             batching=BatchConfig(enabled=enabled),
             threads=n_threads,
+            long_call_threads=long_threads,
         )
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))

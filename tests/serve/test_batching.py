@@ -241,7 +241,7 @@ def test_the_event_loop_keeps_answering_during_a_model_call(toy_encoder, toy_ind
 def test_threads_cap_the_model_thread_and_show_in_health(toy_encoder, toy_index_dir) -> None:
     import torch
 
-    from zsvl.serve.service import default_threads
+    from zsvl.serve.threads import default_threads
 
     before = torch.get_num_threads()
     svc = make_service(toy_encoder, toy_index_dir, threads=1)
@@ -319,3 +319,45 @@ def test_a_batch_of_mixed_lengths_is_encoded_in_length_groups(
     for q, hits in zip(queries, out, strict=True):
         want = toy_index.search_texts([q], 5)
         assert_same_hits(hits, want.ids[0], want.scores[0], want.captions[0])
+
+
+def test_thread_policy_gives_long_buckets_the_long_threads() -> None:
+    from zsvl.serve.threads import ThreadPolicy
+
+    policy = ThreadPolicy(1, 4, long_call_s=0.05)
+    assert policy.threads_for("search", 32) == 1  # not timed yet: base threads
+    policy.record("search", 32, 1, 0.30)  # a batch of 32 took 300 ms on one thread
+    policy.record("search", 1, 1, 0.03)  # a lone query 30 ms
+    assert policy.threads_for("search", 32) == 4 and policy.threads_for("search", 17) == 4
+    assert policy.threads_for("search", 16) == 1  # another bucket, not timed
+    assert policy.threads_for("search", 1) == 1 and policy.threads_for("images", 32) == 1
+    policy.record("search", 32, 4, 0.01)  # fast on 4 threads: the base-thread estimate stays
+    assert policy.threads_for("search", 32) == 4
+    assert policy.to_dict()["long_buckets"] == ["search:32"]
+    with pytest.raises(ValueError, match="base <= long"):
+        ThreadPolicy(2, 1)
+
+
+def test_a_slow_batch_runs_on_the_long_call_threads_next_time(toy_encoder, toy_index_dir) -> None:
+    import torch
+
+    from zsvl.serve.service import SearchItem
+
+    class ThreadSpy(CountingEncoder):
+        def encode_texts(self, texts, **kwargs):
+            self.threads.append(torch.get_num_threads())
+            return super().encode_texts(texts, **kwargs)
+
+    spy = ThreadSpy(toy_encoder, delay=0.06)  # every text forward takes > 50 ms
+    spy.threads = []
+    before = torch.get_num_threads()
+    svc = make_service(spy, toy_index_dir, threads=1, long_call_threads=2)
+    batch = [SearchItem("toy", f"a {c} star", 5) for c in ("red", "blue", "green", "pink")]
+    try:
+        for items in (batch, batch, batch[:1], batch[:1]):
+            svc.executor.submit(svc._search_batch, items).result()
+        assert spy.threads == [1, 2, 1, 2]  # each bucket timed on 1 thread first, then 2
+        assert svc.health()["thread_policy"]["long_buckets"] == ["search:1", "search:4"]
+    finally:
+        svc.close()
+        torch.set_num_threads(before)

@@ -15,7 +15,8 @@ from typing import Any
 
 from zsvl.errors import InvalidParameterError, ZsvlError
 from zsvl.serve.limits import Limits
-from zsvl.serve.service import BatchConfig, Service, default_threads
+from zsvl.serve.service import BatchConfig, Service
+from zsvl.serve.threads import default_threads, usable_cores
 
 __all__ = [
     "build_service",
@@ -74,6 +75,7 @@ def build_service(
     batching: BatchConfig | None = None,
     encoder: Any = None,
     threads: int | None = None,
+    long_call_threads: int | None = None,
 ) -> Service:
     """Load the encoder (``model``, else the spec recorded by the first index or saved
     classifier), the indexes and saved classifiers (both checked against the encoder's
@@ -110,6 +112,7 @@ def build_service(
         batching=batching,
         model=model,
         threads=threads,
+        long_call_threads=long_call_threads,
     )
 
 
@@ -185,6 +188,7 @@ def main(args: Any) -> int:
         limits=limits,
         batching=batching,
         threads=args.threads or default_threads(),
+        long_call_threads=args.threads or usable_cores(),
     )
     print(
         f"zsvl serve: http://{args.host}:{args.port}/  (API docs at /docs; "
@@ -221,8 +225,9 @@ def add_serve_parser(sub: Any) -> None:
         "--threads",
         type=int,
         default=None,
-        help="intra-op threads of the model (default: the cores less one, at least "
-        "1; the event loop needs the last core)",
+        help="intra-op threads of the model for every call (default: the cores less one, "
+        "at least 1, as the event loop needs a core; every core for batches that took "
+        ">= 50 ms on those)",
     )
     p.add_argument("--max-upload-mb", type=float, default=8.0, help="request body limit")
     p.add_argument("--max-pixels", type=float, default=16e6, help="pixels per image limit")

@@ -12,9 +12,9 @@ Every answer is the library's answer for the same input: ``CaptionIndex.search``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
-import os
 import re
 import time
 from collections import OrderedDict
@@ -27,8 +27,9 @@ import numpy as np
 
 from zsvl.serve.batching import MicroBatcher, length_groups
 from zsvl.serve.limits import Limits, RequestError
+from zsvl.serve.threads import ThreadPolicy, set_model_threads
 
-__all__ = ["BatchConfig", "Service", "SearchItem", "default_threads"]
+__all__ = ["BatchConfig", "Service", "SearchItem"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,35 +46,6 @@ class BatchConfig:
 # A CPU text forward's fixed cost in token units: ViT-B-32's text tower took ~40 ms for one
 # 12-token query and ~1.2 ms per token in batches on the 2-core development machine (bench_serve).
 CPU_FORWARD_TOKENS = 32.0
-
-
-def default_threads() -> int:
-    """Intra-op threads for the model thread: the usable cores less one, at least 1.
-
-    The model thread is not alone: the event loop parses requests and writes responses while a
-    batch runs. With torch's default (every core) the OpenMP team of each op waits at its
-    barrier for a thread that the event loop (or any other process) has just pre-empted; on the
-    2-core development machine under load that made a ViT-B-32 text forward 3-5x slower at
-    every batch size (benchmarks/bench_serve.py records the measurement).
-    """
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, cores - 1)
-
-
-def _set_model_threads(threads: int) -> None:
-    """Cap torch's (and FAISS's) intra-op threads (process-wide settings), from the model
-    thread as it starts."""
-    import torch
-
-    torch.set_num_threads(threads)
-    try:
-        import faiss
-    except ImportError:
-        return
-    faiss.omp_set_num_threads(threads)
 
 
 @dataclass(frozen=True)
@@ -125,8 +97,11 @@ class Service:
     indexes : name -> ``CaptionIndex`` loaded with ``encoder``.
     classifiers : name -> fitted zsvl classifier (saved ones), using ``encoder``.
     threads : intra-op threads of torch and FAISS, set process-wide when the model thread
-        starts; None keeps the process's setting. ``zsvl serve`` passes :func:`default_threads`
-        unless told otherwise.
+        starts; None keeps the process's setting. ``zsvl serve`` passes
+        :func:`~zsvl.serve.threads.default_threads` unless told otherwise.
+    long_call_threads : threads for the batches that took >= 50 ms on ``threads``
+        (:class:`~zsvl.serve.threads.ThreadPolicy`); None: ``threads`` for every call.
+        ``zsvl serve`` passes every usable core unless ``--threads`` is given.
     """
 
     def __init__(
@@ -140,6 +115,7 @@ class Service:
         model: str | None = None,
         cache_size: int = 32,
         threads: int | None = None,
+        long_call_threads: int | None = None,
     ) -> None:
         self.encoder = encoder
         self.indexes = dict(indexes or {})
@@ -155,10 +131,13 @@ class Service:
         if threads is not None and threads < 1:
             raise ValueError(f"threads must be >= 1 or None. Got {threads}.")
         self.threads = threads
+        self.thread_policy = (
+            None if threads is None else ThreadPolicy(threads, max(threads, long_call_threads or 0))
+        )
         self.executor = ThreadPoolExecutor(
             1,
             thread_name_prefix="zsvl-model",
-            initializer=None if threads is None else functools.partial(_set_model_threads, threads),
+            initializer=None if threads is None else functools.partial(set_model_threads, threads),
         )
         size = batching.max_batch if batching.enabled else 1
         wait = batching.max_wait_ms / 1000 if batching.enabled else 0.0
@@ -245,6 +224,7 @@ class Service:
             "classifiers": list(self.classifiers),
             "uptime_s": round(time.time() - self.started, 1),
             "threads": self.threads,
+            "thread_policy": None if self.thread_policy is None else self.thread_policy.to_dict(),
             "batching": {
                 "enabled": self.batching.enabled,
                 "max_batch": self.search_batcher.max_batch,
@@ -255,8 +235,18 @@ class Service:
         }
 
     # -- batch functions (model thread) --------------------------------------------------
+    def _threads(self, kind: str, size: int) -> Any:
+        """The thread policy's context for a model call (nothing when threads are not managed)."""
+        if self.thread_policy is None:
+            return contextlib.nullcontext()
+        return self.thread_policy.call(kind, size)
+
     def _search_batch(self, items: list[SearchItem]) -> list[list[dict[str, Any]]]:
         """One text-tower forward for every text query, one FAISS search per (index, dedupe)."""
+        with self._threads("search", len(items)):
+            return self._search(items)
+
+    def _search(self, items: list[SearchItem]) -> list[list[dict[str, Any]]]:
         dim = self.encoder.embed_dim
         vectors = np.zeros((len(items), dim), dtype=np.float32)
         text_rows = [i for i, it in enumerate(items) if isinstance(it.query, str)]
@@ -302,7 +292,8 @@ class Service:
 
     def _embed_batch(self, images: list[Any]) -> list[np.ndarray]:
         """One image-tower forward for PIL images from any number of requests -> (dim,) each."""
-        emb = self.encoder.encode_images(images, batch_size=max(len(images), 1)).embeddings
+        with self._threads("images", len(images)):
+            emb = self.encoder.encode_images(images, batch_size=max(len(images), 1)).embeddings
         return list(emb)
 
     # -- operations (event loop) ---------------------------------------------------------
