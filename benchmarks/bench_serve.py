@@ -1,9 +1,10 @@
 """Text-search throughput and latency of ``zsvl serve`` with micro-batching on vs off.
 
-For each model (the toy CLIP and ViT-B-32 with random weights) and each thread setting, one
-server process (a subprocess) loads the model, builds a caption index of the toy corpus with it,
-and serves it twice on 127.0.0.1: one app with micro-batching (up to 64 queries per model call,
-2 ms wait) and one without (one model call per request, as clip-retrieval's back end does). The
+For each model (the toy CLIP and ViT-B-32 with random weights) and each thread setting, two
+server processes (subprocesses) load the model, build a caption index of the toy corpus with it
+and serve it on 127.0.0.1: one with micro-batching (up to 64 queries per model call, 2 ms wait)
+and one without (one model call per request, as clip-retrieval's back end does); one process
+each, because torch's thread settings are process-wide. The
 clients run in this process, not the server's (keep-alive connections driven by one asyncio
 loop, so that measuring costs the shared CPU little); they send POST /search {"query", "k": 10}
 with queries drawn from the toy caption corpus, at 1, 8 and 32 concurrent clients for a fixed
@@ -50,9 +51,12 @@ RESULTS = Path(__file__).resolve().parent / "results" / "serve.json"
 
 
 # -- server process ------------------------------------------------------------------------
-def serve(model: str, captions: int, folder: str, threads: str, device: str) -> None:
-    """Load ``model`` on ``device``, index ``captions`` toy captions, serve batched + unbatched
-    apps with ``threads`` intra-op threads."""
+def serve(model: str, captions: int, folder: str, threads: str, device: str, mode: str) -> None:
+    """Load ``model`` on ``device``, index ``captions`` toy captions and serve them with
+    micro-batching on (``mode="batched"``) or off, with ``threads`` intra-op threads.
+
+    One process per mode: torch's thread settings are process-wide, so two services in one
+    process would change each other's."""
     import socket
 
     import uvicorn
@@ -69,7 +73,7 @@ def serve(model: str, captions: int, folder: str, threads: str, device: str) -> 
     index = build_index(
         resolve_corpus_path(f"toy:{captions}"),
         encoder,
-        Path(folder) / "ix",
+        Path(folder) / f"ix-{mode}",
         tune_queries=100,
         model=model,
     )
@@ -78,46 +82,37 @@ def serve(model: str, captions: int, folder: str, threads: str, device: str) -> 
         None if threads == "torch" else default_threads() if threads == "auto" else int(threads)
     )
     long_threads = usable_cores() if threads == "auto" else n_threads  # as zsvl serve
-    servers, ports = [], []
-    for enabled in (True, False):
-        service = Service(
-            encoder,
-            {"toy": index},
-            model=model,
-            batching=BatchConfig(enabled=enabled),
-            threads=n_threads,
-            long_call_threads=long_threads,
-        )
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        ports.append(sock.getsockname()[1])
-        config = uvicorn.Config(create_app(service), log_level="warning", access_log=False)
-        servers.append((uvicorn.Server(config), sock))
+    service = Service(
+        encoder,
+        {"toy": index},
+        model=model,
+        batching=BatchConfig(enabled=mode == "batched"),
+        threads=n_threads,
+        long_call_threads=long_threads,
+    )
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(create_app(service), log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
     import torch
 
     print(
         json.dumps(
             {
-                "batched": ports[0],
-                "unbatched": ports[1],
+                "port": sock.getsockname()[1],
                 "build_s": build_s,
                 "threads": n_threads or torch.get_num_threads(),
             }
         ),
         flush=True,
     )
-
     freeze_loaded_heap()  # as zsvl serve does before serving
-
-    async def main() -> None:
-        await asyncio.gather(*(s.serve(sockets=[sock]) for s, sock in servers))
-
     try:  # the loop uvicorn itself picks ("auto": uvloop when installed)
         import uvloop
     except ImportError:
-        asyncio.run(main())
+        asyncio.run(server.serve(sockets=[sock]))
     else:
-        uvloop.run(main())
+        uvloop.run(server.serve(sockets=[sock]))
 
 
 # -- clients -------------------------------------------------------------------------------
@@ -229,26 +224,33 @@ def _stats_delta(before: dict, after: dict) -> dict:
 def bench_model(
     model: str, threads: str, folder: str, args: argparse.Namespace, queries: list[str]
 ) -> list[dict]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            __file__,
-            "--serve",
-            model,
-            "--captions",
-            str(args.captions),
-            "--folder",
-            folder,
-            "--threads",
-            threads,
-            "--device",
-            args.device,
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    procs = {
+        mode: subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--serve",
+                model,
+                "--mode",
+                mode,
+                "--captions",
+                str(args.captions),
+                "--folder",
+                folder,
+                "--threads",
+                threads,
+                "--device",
+                args.device,
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for mode in ("batched", "unbatched")
+    }
     try:
-        info = json.loads(proc.stdout.readline())
+        started = {mode: json.loads(proc.stdout.readline()) for mode, proc in procs.items()}
+        info = {mode: s["port"] for mode, s in started.items()}
+        info["threads"] = started["batched"]["threads"]
         for mode in ("batched", "unbatched"):
             wait_ready(info[mode])
         for mode in ("batched", "unbatched"):
@@ -286,8 +288,10 @@ def bench_model(
                 )
         return rows
     finally:
-        proc.terminate()
-        proc.wait(30)
+        for proc in procs.values():
+            proc.terminate()
+        for proc in procs.values():
+            proc.wait(30)
 
 
 def _gpu_name(device: str) -> str | None:
@@ -316,9 +320,10 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=RESULTS, help="results JSON")
     parser.add_argument("--serve", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--folder", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--mode", default="batched", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve, args.captions, args.folder, args.threads, args.device)
+        serve(args.serve, args.captions, args.folder, args.threads, args.device, args.mode)
         return 0
     args.clients = [int(c) for c in args.clients.split(",")]
     from zsvl.index.recipe import resolve_corpus_path

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -88,3 +91,47 @@ def test_training_forward_is_bitwise_the_reference_truncation(toy_encoder):
     assert torch.equal(outs[0], outs[1])
     assert len(grads[0]) == len(grads[1]) > 0
     assert all(torch.equal(a, b) for a, b in zip(*grads, strict=True))
+
+
+def _brute_force_groups(lengths, fixed):
+    """Every split of the length-sorted order into contiguous groups; the cheapest cost."""
+    srt = sorted(lengths)
+    n = len(srt)
+    best = float("inf")
+    for mask in range(1 << (n - 1)):  # bit b set: a cut after sorted item b
+        cost, start = 0.0, 0
+        for b in range(n):
+            if b == n - 1 or mask >> b & 1:
+                cost += fixed + (b + 1 - start) * srt[b]
+                start = b + 1
+        best = min(best, cost)
+    return best
+
+
+@pytest.mark.parametrize("fixed", [0.0, 8.0, 32.0, 1e9])
+def test_length_groups_minimise_padding_plus_fixed_cost(fixed) -> None:
+    import random
+
+    from zsvl.models.textenc import length_groups
+
+    rng = random.Random(int(fixed) % 97)
+    for n in (1, 2, 5, 11, 14):
+        lengths = [rng.randint(4, 30) for _ in range(n)]
+        groups = length_groups(lengths, fixed)
+        assert sorted(i for g in groups for i in g) == list(range(n))  # a partition
+        cost = sum(fixed + len(g) * max(lengths[i] for i in g) for g in groups)
+        assert cost == pytest.approx(_brute_force_groups(lengths, fixed))
+    assert length_groups([], 32.0) == [] and length_groups([7, 3], float("inf")) == [[1, 0]]
+    assert len(length_groups([5] * 10, 32.0)) == 1  # equal lengths: nothing to gain
+
+
+def test_cpu_batches_of_mixed_lengths_encode_as_the_one_padded_forward(toy_encoder):
+    """Length groups change how many forwards run, not the embeddings."""
+    texts = [f"a {c} star" for c in ("red", "blue")] + [
+        f"a photo of a large bright {c} star drawn on a plain background next to a small ring"
+        for c in ("green", "pink")
+    ]
+    model, tok = copy.deepcopy(toy_encoder.model).cpu(), toy_encoder.tokenizer  # CPU grouping
+    grouped = encode_texts(model, tok, texts, device=torch.device("cpu"))
+    one = F.normalize(text_tower(model).forward(tok(texts)).float(), dim=-1).detach().numpy()
+    np.testing.assert_allclose(grouped, one, atol=1e-6)

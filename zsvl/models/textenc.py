@@ -16,9 +16,22 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["TextTower", "text_tower", "text_features", "encode_tokens", "encode_texts"]
+__all__ = [
+    "TextTower",
+    "text_tower",
+    "text_features",
+    "encode_tokens",
+    "encode_texts",
+    "length_groups",
+    "CPU_FORWARD_TOKENS",
+]
 
 _POOLS = ("argmax", "eos")
+
+# A CPU text forward's fixed cost in token units: ViT-B-32's text tower took ~35 ms for one
+# 12-token query and ~1.1 ms per token in batches on the 2-core development machine
+# (benchmarks/bench_serve.py, one thread).
+CPU_FORWARD_TOKENS = 32.0
 
 
 class TextTower:
@@ -104,6 +117,57 @@ def encode_tokens(
     return F.normalize(text_features(model, tokens, truncate=truncate).float(), dim=-1)
 
 
+def length_groups(lengths: Sequence[int], fixed_cost: float) -> list[list[int]]:
+    """Split a batch into groups of similar length for separate forwards.
+
+    A text forward truncated to its longest text costs about ``fixed_cost + n * max_length``
+    (token units): one forward over mixed lengths pads every text to the longest one, many small
+    forwards pay the fixed cost many times. Returns the indices of ``lengths`` in groups (each
+    group's indices ascending by length) that minimise the summed cost: an exact dynamic program
+    over the distinct lengths (a cut between two equal lengths never pays), O(m^2) for m distinct
+    lengths, at most the context length. ``fixed_cost=inf`` keeps one group.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    if len(order) <= 1 or fixed_cost == float("inf"):
+        return [order] if order else []
+    ends: list[int] = []  # ends[j]: how many sorted items have length <= the j-th distinct one
+    values: list[int] = []
+    for pos, i in enumerate(order):
+        if values and lengths[i] == values[-1]:
+            ends[-1] = pos + 1
+        else:
+            values.append(lengths[i])
+            ends.append(pos + 1)
+    m = len(values)
+    best = [0.0] + [float("inf")] * m  # best[j]: cost of the items up to the j-th distinct length
+    cut = [0] * (m + 1)
+    for j in range(1, m + 1):
+        for i in range(j):
+            start = ends[i - 1] if i else 0
+            cost = best[i] + fixed_cost + (ends[j - 1] - start) * values[j - 1]
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
+    groups = []
+    j = m
+    while j > 0:
+        i = cut[j]
+        groups.append(order[(ends[i - 1] if i else 0) : ends[j - 1]])
+        j = i
+    return groups[::-1]
+
+
+def _forward_groups(
+    chunk: torch.Tensor, lengths: torch.Tensor, device: torch.device, truncate: bool
+) -> list[torch.Tensor]:
+    """The forwards for one batch of (length-sorted) rows: on CPU, where a forward's cost grows
+    with its tokens, rows of similar length go together (:func:`length_groups`); on a GPU,
+    where a forward's cost is mostly fixed, one forward."""
+    if not truncate or device.type != "cpu" or len(chunk) <= 1:
+        return [chunk]
+    groups = length_groups(lengths[chunk].tolist(), CPU_FORWARD_TOKENS)
+    return [chunk[torch.as_tensor(g, dtype=torch.long)] for g in groups]
+
+
 def encode_texts(
     model: torch.nn.Module,
     tokenizer: Callable[[Sequence[str]], torch.Tensor],
@@ -116,7 +180,9 @@ def encode_texts(
 ) -> np.ndarray:
     """Encode ``texts`` in length-sorted batches; returns float32 (len(texts), dim), input order.
 
-    Texts longer than the context are truncated by the tokenizer (the end token is kept).
+    Texts longer than the context are truncated by the tokenizer (the end token is kept). On
+    CPU a batch of mixed lengths runs as a few forwards of similar lengths (a 32-query batch of
+    toy captions padded to 1.7x its real tokens as one forward); embeddings do not depend on it.
     """
     if len(texts) == 0:
         dim = int(getattr(model, "embed_dim", 0) or _probe_dim(model, tokenizer, device))
@@ -127,13 +193,14 @@ def encode_texts(
     out: np.ndarray | None = None
     with torch.inference_mode():
         for start in range(0, len(texts), batch_size):
-            idx = order[start : start + batch_size]
-            feats = encode_tokens(model, tokens[idx].to(device), truncate=truncate)
-            if out is None:
-                out = np.empty((len(texts), feats.shape[1]), dtype=np.float32)
-            out[idx.numpy()] = feats.cpu().numpy()
+            chunk = order[start : start + batch_size]
+            for idx in _forward_groups(chunk, lengths, device, truncate):
+                feats = encode_tokens(model, tokens[idx].to(device), truncate=truncate)
+                if out is None:
+                    out = np.empty((len(texts), feats.shape[1]), dtype=np.float32)
+                out[idx.numpy()] = feats.cpu().numpy()
             if progress is not None:
-                progress(len(idx))
+                progress(len(chunk))
     assert out is not None
     return out
 

@@ -27,38 +27,9 @@ from typing import Any
 
 from zsvl.serve.limits import RequestError
 
-__all__ = ["MicroBatcher", "BatchStats", "length_groups"]
+__all__ = ["MicroBatcher", "BatchStats"]
 
 logger = logging.getLogger(__name__)
-
-
-def length_groups(lengths: Sequence[int], fixed_cost: float) -> list[list[int]]:
-    """Split a batch into groups of similar length for separate forwards.
-
-    A text forward truncated to its longest text costs about ``fixed_cost + n * max_length``
-    (token units): one big batch of mixed lengths pads every text to the longest one, many small
-    batches pay the fixed cost many times. Returns the indices of ``lengths`` in groups (each
-    group's indices ascending by length) that minimise the summed cost; an exact dynamic program
-    over the length-sorted order, O(n^2) for n items. ``fixed_cost=inf`` keeps one group.
-    """
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    n = len(order)
-    if n <= 1 or fixed_cost == float("inf"):
-        return [order] if n else []
-    best = [0.0] + [float("inf")] * n  # best[j]: cost of the first j sorted items
-    cut = [0] * (n + 1)
-    for j in range(1, n + 1):
-        top = lengths[order[j - 1]]  # the longest of any group ending at j
-        for i in range(j):
-            cost = best[i] + fixed_cost + (j - i) * top
-            if cost < best[j]:
-                best[j], cut[j] = cost, i
-    groups = []
-    j = n
-    while j > 0:
-        groups.append(order[cut[j] : j])
-        j = cut[j]
-    return groups[::-1]
 
 
 class BatchStats:

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from zsvl.serve.batching import MicroBatcher, length_groups
+from zsvl.serve.batching import MicroBatcher
 from zsvl.serve.limits import Limits, RequestError
 from zsvl.serve.threads import ThreadPolicy, set_model_threads
 
@@ -41,11 +41,6 @@ class BatchConfig:
     enabled: bool = True  # False: one model call per request (max_batch 1)
     max_batch: int = 64  # queries / images per model call
     max_wait_ms: float = 2.0  # how long a lone request waits for company
-
-
-# A CPU text forward's fixed cost in token units: ViT-B-32's text tower took ~40 ms for one
-# 12-token query and ~1.2 ms per token in batches on the 2-core development machine (bench_serve).
-CPU_FORWARD_TOKENS = 32.0
 
 
 @dataclass(frozen=True)
@@ -242,7 +237,7 @@ class Service:
         return self.thread_policy.call(kind, size)
 
     def _search_batch(self, items: list[SearchItem]) -> list[list[dict[str, Any]]]:
-        """One text-tower forward for every text query, one FAISS search per (index, dedupe)."""
+        """One text-encoder call for every text query, one FAISS search per (index, dedupe)."""
         with self._threads("search", len(items)):
             return self._search(items)
 
@@ -251,9 +246,8 @@ class Service:
         vectors = np.zeros((len(items), dim), dtype=np.float32)
         text_rows = [i for i, it in enumerate(items) if isinstance(it.query, str)]
         texts = [items[i].query for i in text_rows]
-        for group in self._text_groups(texts):
-            rows = [text_rows[g] for g in group]
-            vectors[rows] = self.encoder.encode_texts([texts[g] for g in group])
+        if texts:  # one call: on CPU the encoder splits mixed lengths into a few forwards
+            vectors[text_rows] = self.encoder.encode_texts(texts)
         for i, it in enumerate(items):
             if not isinstance(it.query, str):
                 vectors[i] = it.query
@@ -274,21 +268,6 @@ class Service:
                     )
                 ]
         return out
-
-    def _text_groups(self, texts: list[str]) -> list[list[int]]:
-        """Length groups of ``texts`` for separate forwards (CPU), else one group.
-
-        Truncated text forwards pad a batch to its longest text; on CPU, where cost grows with
-        tokens, a 32-query batch of toy captions padded to 1.7x its real tokens. Grouping by
-        length (:func:`length_groups`) trades padding for a few more forwards. On GPU a forward's
-        cost is mostly fixed, so one group is kept. Embeddings do not depend on the grouping.
-        """
-        tokenizer = getattr(self.encoder, "tokenizer", None)
-        device = str(getattr(self.encoder, "device", "cpu"))
-        if len(texts) <= 1 or tokenizer is None or not device.startswith("cpu"):
-            return [list(range(len(texts)))] if texts else []
-        lengths = (tokenizer(texts) != 0).sum(dim=1).tolist()
-        return length_groups(lengths, CPU_FORWARD_TOKENS)
 
     def _embed_batch(self, images: list[Any]) -> list[np.ndarray]:
         """One image-tower forward for PIL images from any number of requests -> (dim,) each."""
