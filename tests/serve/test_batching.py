@@ -302,14 +302,18 @@ def test_a_batch_of_mixed_lengths_is_encoded_in_length_groups(
 def test_thread_policy_gives_long_buckets_the_long_threads() -> None:
     from zsvl.serve.threads import ThreadPolicy
 
-    policy = ThreadPolicy(1, 4, long_call_s=0.05)
+    policy = ThreadPolicy(1, 4, long_call_s=0.05, timings=3)
     assert policy.threads_for("search", 32) == 1  # not timed yet: base threads
-    policy.record("search", 32, 1, 0.30)  # a batch of 32 took 300 ms on one thread
-    policy.record("search", 1, 1, 0.03)  # a lone query 30 ms
+    for seconds in (0.30, 0.28, 0.31):  # a batch of 32 took ~300 ms on one thread, 3 times
+        assert policy.threads_for("search", 32) == 1
+        policy.record("search", 32, 1, seconds)
+    for seconds in (0.073, 0.002, 0.002):  # a lone query: one slow outlier, then 2 ms
+        policy.record("search", 1, 1, seconds)
     assert policy.threads_for("search", 32) == 4 and policy.threads_for("search", 17) == 4
     assert policy.threads_for("search", 16) == 1  # another bucket, not timed
-    assert policy.threads_for("search", 1) == 1 and policy.threads_for("images", 32) == 1
-    policy.record("search", 32, 4, 0.01)  # fast on 4 threads: the base-thread estimate stays
+    assert policy.threads_for("search", 1) == 1  # the outlier does not count
+    assert policy.threads_for("images", 32) == 1  # another kind
+    policy.record("search", 32, 4, 0.01)  # fast on 4 threads: the base-thread timings stay
     assert policy.threads_for("search", 32) == 4
     assert policy.to_dict()["long_buckets"] == ["search:32"]
     with pytest.raises(ValueError, match="base <= long"):
@@ -330,11 +334,12 @@ def test_a_slow_batch_runs_on_the_long_call_threads_next_time(toy_encoder, toy_i
     spy.threads = []
     before = torch.get_num_threads()
     svc = make_service(spy, toy_index_dir, threads=1, long_call_threads=2)
+    svc.thread_policy.timings = 2
     batch = [SearchItem("toy", f"a {c} star", 5) for c in ("red", "blue", "green", "pink")]
     try:
-        for items in (batch, batch, batch[:1], batch[:1]):
+        for items in [batch] * 3 + [batch[:1]] * 3:
             svc.executor.submit(svc._search_batch, items).result()
-        assert spy.threads == [1, 2, 1, 2]  # each bucket timed on 1 thread first, then 2
+        assert spy.threads == [1, 1, 2, 1, 1, 2]  # each bucket timed twice on 1 thread, then 2
         assert svc.health()["thread_policy"]["long_buckets"] == ["search:1", "search:4"]
     finally:
         svc.close()
